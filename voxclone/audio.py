@@ -1,0 +1,158 @@
+"""Audio buffers and files: formats, resampling, atomic writing, playback."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OutputError
+
+# extension -> (libsndfile container, codec)
+FORMATS = {
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "ogg": ("OGG", "VORBIS"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+def format_for(path: str | os.PathLike | None, fmt: str | None = None) -> str:
+    """The output format: given explicitly, else from the file extension."""
+    name = (fmt or (Path(path).suffix.lstrip(".") if path else "") or "").lower()
+    name = {"oga": "ogg", "wave": "wav"}.get(name, name)
+    if name not in FORMATS:
+        what = f"format {fmt!r}" if fmt else f"extension of {str(path)!r}"
+        raise OutputError(f"unknown audio {what}; use one of: {', '.join(FORMATS)}")
+    return name
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    if rate_in == rate_out or samples.size == 0:
+        return samples
+    import soxr
+
+    return soxr.resample(samples, rate_in, rate_out, quality="HQ").astype(np.float32)
+
+
+@dataclass
+class Audio:
+    """Mono float32 samples in [-1, 1] at ``sample_rate``; ``text`` is what they say."""
+
+    samples: np.ndarray
+    sample_rate: int = 24_000
+    text: str = ""
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Audio:
+        """Read any file libsndfile decodes, mixed down to mono."""
+        import soundfile as sf
+
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return cls(data.mean(axis=1), rate)
+
+    def resample(self, rate: int) -> Audio:
+        return Audio(resample(self.samples, self.sample_rate, rate), rate, self.text)
+
+    def to_bytes(self, fmt: str = "wav") -> bytes:
+        buf = io.BytesIO()
+        container, codec = FORMATS[format_for(None, fmt)]
+        import soundfile as sf
+
+        with sf.SoundFile(buf, "w", self.sample_rate, 1, format=container, subtype=codec) as f:
+            f.write(_clip(self.samples))
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
+        """Write atomically: a failed write leaves no partial file and keeps any old one."""
+        with AudioWriter(path, self.sample_rate, fmt) as w:
+            w.write(self.samples)
+        return Path(path)
+
+    def play(self) -> bool:
+        """Play on the default sound device if there is one; return whether it played."""
+        return play(self)
+
+
+def _clip(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(x, np.float32), -1.0, 1.0)
+
+
+class AudioWriter:
+    """Stream chunks into an audio file through a temp file renamed into place on success."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, fmt: str | None = None):
+        self.path = Path(path)
+        self.format = format_for(self.path, fmt)
+        self.sample_rate = sample_rate
+        self.frames = 0
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {self.path}: folder {parent} does not exist")
+        if self.path.is_dir():
+            raise OutputError(f"cannot write {self.path}: it is a folder")
+        if not os.access(parent, os.W_OK):
+            raise OutputError(f"cannot write {self.path}: folder {parent} is not writable")
+        import soundfile as sf
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        container, codec = FORMATS[self.format]
+        try:
+            self._file = sf.SoundFile(tmp, "w", sample_rate, 1, format=container, subtype=codec)
+        except Exception as e:
+            self._tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path} as {self.format}: {e}") from e
+
+    def write(self, samples: np.ndarray) -> None:
+        self._file.write(_clip(samples))
+        self.frames += len(samples)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    def close(self, commit: bool = True) -> None:
+        try:
+            self._file.close()
+            if commit:
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(commit=exc_type is None)
+
+
+def play(audio: Audio) -> bool:
+    """Best effort playback: sounddevice, else a system player; never raises for lack of a device."""
+    try:
+        import sounddevice as sd
+
+        sd.play(audio.samples, audio.sample_rate)
+        sd.wait()
+        return True
+    except Exception:  # no PortAudio, no device, or not installed
+        pass
+    for cmd in (["paplay"], ["aplay", "-q"], ["afplay"], ["ffplay", "-nodisp", "-autoexit", "-loglevel", "quiet"]):
+        if shutil.which(cmd[0]):
+            with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+                f.write(audio.to_bytes("wav"))
+                f.flush()
+                if subprocess.run([*cmd, f.name], capture_output=True).returncode == 0:
+                    return True
+    return False

@@ -1,0 +1,135 @@
+"""`voxclone bench speed`: real-time factor, first-chunk latency, load time, peak memory.
+
+RTF = wall seconds / audio seconds, end to end (normalisation, G2P, model, trimming). The
+baseline is the unmodified graph with onnxruntime's default session options, timed in the same
+run, so the ratio shows what voxclone's changes bought on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+
+from ..api import Voxclone
+
+SHORT = "Hello! Thanks for calling. How can I help you today?"
+MEDIUM = (
+    "Voice banking lets people record their own voice while they still can. Later, a computer can speak "
+    "any sentence they type, and it still sounds like them. That matters to someone losing their speech, "
+    "because a voice is part of who you are."
+)
+LONG = " ".join(
+    [
+        "The lighthouse stood at the end of a narrow spit of rock, and for ninety years its keepers had "
+        "written the weather into a leather book every evening at six o'clock.",
+        "Some entries were only a word long: calm, fog, gale. Others ran for pages, describing ships that "
+        "passed too close, storms that tore the shutters away, and one winter when the sea froze so far "
+        "out that a fox walked across the bay.",
+        "The last keeper, a quiet woman named Margaret Hale, kept the book for twenty-two years.",
+        "When the light was automated she was asked to leave, and she took the book with her, because, "
+        "as she told the men from the ministry, nobody had ever asked who it belonged to.",
+        "She lived in the village after that, in a small house with a blue door, and children would "
+        "knock on it to ask about the fox.",
+        "She always told them the same thing: that it had walked out of the fog in the morning, looked "
+        "at the lighthouse for a long minute, and then turned around and walked home again, as if it had "
+        "only come to see whether anyone was still there.",
+        "Years later, when the village opened a small museum, the book was the first thing they asked "
+        "for, and Margaret said no.",
+        "It was not a museum piece, she said. It was a diary of the sea, and the sea was still going.",
+        "So every evening at six o'clock she walked down to the harbour wall, looked at the sky, and "
+        "wrote one more line.",
+        "When she died, her niece found the last entry. It said only: clear, light wind from the west, "
+        "a fox on the rocks.",
+        "Nobody in the village could say whether the fox had really come back, or whether Margaret had "
+        "simply wanted the story to end the way it began.",
+        "But the niece kept writing, one line each evening, and as far as anyone knows she still does.",
+    ]
+)
+CASES = {"short": SHORT, "medium": MEDIUM, "long": LONG}
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if platform.system() == "Linux" else kb / (1024 * 1024)
+
+
+def _rtf(tts: Voxclone, text: str, voice: str, repeats: int) -> tuple[float, float]:
+    """(best RTF over ``repeats``, audio seconds) after one warm-up call."""
+    tts.speak(text, voice=voice)
+    best, dur = float("inf"), 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        audio = tts.speak(text, voice=voice)
+        best = min(best, time.perf_counter() - t0)
+        dur = audio.duration
+    return best / dur, dur
+
+
+def _first_chunk(tts: Voxclone, text: str, voice: str, repeats: int, fast_start: bool = True) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        gen = tts.stream(text, voice=voice, fast_start=fast_start)
+        next(gen)
+        best = min(best, time.perf_counter() - t0)
+        gen.close()
+    return best
+
+
+def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dict:
+    results: dict = {"voice": voice, "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()}
+
+    t0 = time.perf_counter()
+    tts2 = Voxclone(threads=2).load()
+    results["load_s"] = round(time.perf_counter() - t0, 3)
+    results["session_load_s"] = round(tts2.engine.load_seconds, 3)
+    tts2.speak(SHORT, voice=voice)  # warm-up: first run allocates
+
+    # cold first chunk: a fresh instance, model load included
+    t0 = time.perf_counter()
+    fresh = Voxclone(threads=2)
+    next(fresh.stream(MEDIUM, voice=voice))
+    results["first_chunk_cold_s"] = round(time.perf_counter() - t0, 3)
+    del fresh
+
+    rows = [["case", "audio s", "RTF 2 threads", "RTF 1 thread", "x realtime (2 thr)"]]
+    tts1 = Voxclone(threads=1).load()
+    for name, text in CASES.items():
+        reps = 1 if name == "long" else repeats
+        rtf2, dur = _rtf(tts2, text, voice, reps)
+        rtf1, _ = _rtf(tts1, text, voice, reps)
+        results[f"audio_{name}_s"] = round(dur, 2)
+        results[f"rtf_{name}_2threads"] = round(rtf2, 4)
+        results[f"rtf_{name}_1thread"] = round(rtf1, 4)
+        rows.append([name, f"{dur:.1f}", f"{rtf2:.3f}", f"{rtf1:.3f}", f"{1 / rtf2:.1f}x"])
+    del tts1
+
+    results["first_chunk_s"] = round(_first_chunk(tts2, MEDIUM, voice, repeats), 3)
+    results["first_chunk_no_fast_start_s"] = round(_first_chunk(tts2, MEDIUM, voice, repeats, fast_start=False), 3)
+    g2p = tts2._g2p_for("en-us")
+    t0 = time.perf_counter()
+    for _ in range(5):
+        g2p(LONG)
+    results["g2p_long_s"] = round((time.perf_counter() - t0) / 5, 4)
+    results["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+
+    notes = []
+    if baseline:
+        # the naive call: unmodified graph, onnxruntime defaults
+        naive = Voxclone(optimize=False).load()
+        for name in ("short", "medium"):
+            rtf, _ = _rtf(naive, CASES[name], voice, repeats)
+            results[f"baseline_rtf_{name}"] = round(rtf, 4)
+            results[f"speedup_{name}"] = round(rtf / results[f"rtf_{name}_2threads"], 3)
+        rows.append(["medium, unmodified graph", f"{results['audio_medium_s']:.1f}", f"{results['baseline_rtf_medium']:.3f}", "", ""])
+        notes.append(f"graph rewrite speed-up on medium text: {results['speedup_medium']:.2f}x (same run, same machine)")
+
+    notes += [
+        f"first chunk (warm, fast start): {results['first_chunk_s']:.3f} s; without fast start "
+        f"{results['first_chunk_no_fast_start_s']:.3f} s; cold (incl. load) {results['first_chunk_cold_s']:.3f} s",
+        f"load: {results['load_s']:.2f} s (session {results['session_load_s']:.2f} s); G2P of the long text "
+        f"{results['g2p_long_s'] * 1000:.0f} ms; peak RSS {results['peak_rss_mb']:.0f} MB",
+    ]
+    return {"title": f"speed ({voice}, {results['machine']}, {os.cpu_count()} CPUs)", "table": rows, "notes": notes, "json": results}

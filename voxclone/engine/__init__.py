@@ -1,0 +1,1 @@
+"""The speech engine: Kokoro-82M on onnxruntime, its assets and voices."""

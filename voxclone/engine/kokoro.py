@@ -1,0 +1,85 @@
+"""Kokoro-82M on onnxruntime: phoneme tokens + a style vector -> 24 kHz audio."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AssetError
+from .optimize import F0_SCALE_INPUT
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24_000
+MAX_PHONEMES = 510  # the model's 512 positions minus the two boundary tokens
+
+
+def default_threads() -> int:
+    env = os.environ.get("VOXCLONE_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class KokoroEngine:
+    """One onnxruntime session of a Kokoro ONNX graph (any precision, either input naming)."""
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, optimize: bool = True):
+        import onnxruntime as ort
+
+        from . import assets
+
+        path = Path(model_path)
+        if optimize:
+            try:
+                path = assets.optimized_model(path)
+            except Exception as e:  # a user's unusual graph still runs unoptimised
+                log.warning("could not optimise %s (%s); running it as it is", path, e)
+        self.threads = threads or default_threads()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # initializer-cleanup chatter is not news
+        t0 = time.perf_counter()
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise AssetError(f"onnxruntime cannot load {path}: {e}") from e
+        self.load_seconds = time.perf_counter() - t0
+        self.path = path
+        names = {i.name for i in self.session.get_inputs()}
+        self._tokens = "tokens" if "tokens" in names else "input_ids"
+        self.has_pitch = F0_SCALE_INPUT in names
+        if self._tokens not in names or "style" not in names or "speed" not in names:
+            raise AssetError(f"{path} is not a Kokoro graph (inputs: {sorted(names)})")
+        speed_type = next(i.type for i in self.session.get_inputs() if i.name == "speed")
+        self._speed_dtype = np.int32 if "int" in speed_type else np.float32
+        self._lock = threading.Lock()
+
+    def infer(self, tokens: list[int], style: np.ndarray, speed: float = 1.0, f0_scale: float = 1.0) -> np.ndarray:
+        """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids."""
+        if not tokens:
+            return np.zeros(0, np.float32)
+        if len(tokens) > MAX_PHONEMES:
+            raise ValueError(f"{len(tokens)} phonemes in one call; the model takes at most {MAX_PHONEMES}")
+        feed = {
+            self._tokens: np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": np.asarray(style, np.float32).reshape(1, 256),
+            "speed": np.array([speed], dtype=self._speed_dtype),
+        }
+        if self.has_pitch:
+            feed[F0_SCALE_INPUT] = np.array([f0_scale], np.float32)
+        elif f0_scale != 1.0:
+            raise AssetError(f"{self.path} has no F0 input, so pitch cannot be shifted with this model")
+        with self._lock:  # one run at a time: the session already uses every thread
+            out = self.session.run(None, feed)[0]
+        return np.asarray(out, np.float32).reshape(-1)

@@ -1,0 +1,161 @@
+"""Rewrite the Kokoro ONNX graph for speed and control, once, at setup time.
+
+Two rewrites, both exact or opt-in:
+
+* ``ConvInteger`` (uint8 x uint8) runs on onnxruntime's slow generic path. Each stride-1
+  convolution becomes im2col (Pad + Slice + Concat on uint8) and ``MatMulInteger`` with
+  int8 weights (``w - 128``, zero point shifted the same way), which uses the VNNI/AMX
+  kernels. The integer result is bit-identical; only the kernel changes.
+* The predicted F0 curve is multiplied by a new ``f0_scale`` input, so pitch can be shifted
+  inside the model (the vocoder's harmonic source follows it) instead of by resampling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OPTIMIZER_VERSION = 2
+F0_SCALE_INPUT = "f0_scale"
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def optimize(model):  # onnx.ModelProto -> onnx.ModelProto
+    """Return a rewritten copy of a Kokoro ONNX model (see module docstring)."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _add_f0_scale(model.graph)
+    _convinteger_to_matmulinteger(model.graph)
+    return model
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _convinteger_to_matmulinteger(graph) -> int:
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    new_nodes, new_inits, rewritten = [], [], 0
+    for node in graph.node:
+        a = _attrs(node)
+        w_name = node.input[1] if node.op_type == "ConvInteger" else None
+        ok = (
+            w_name in inits
+            and len(node.input) == 4
+            and node.input[3] in inits
+            and a.get("group", 1) == 1
+            and list(a.get("strides", [1])) == [1]
+            and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")
+        )
+        w = numpy_helper.to_array(inits[w_name]) if ok else None
+        if not ok or w.dtype != np.uint8 or w.ndim != 3:
+            new_nodes.append(node)
+            continue
+        cout, cin, k = w.shape
+        d = list(a.get("dilations", [1]))[0]
+        pads = list(a.get("pads", [0, 0]))
+        if pads[0] != pads[1] or 2 * pads[0] != d * (k - 1):
+            new_nodes.append(node)  # only "same" convolutions keep T unchanged
+            continue
+        p = pads[0]
+        wzp = numpy_helper.to_array(inits[node.input[3]])
+        if wzp.size != 1:
+            new_nodes.append(node)
+            continue
+        base = node.name or node.output[0]
+        x, xzp = node.input[0], node.input[2]
+        # rows ordered (k, c) to match the im2col concat below
+        wmat = (w.astype(np.int16) - 128).astype(np.int8).transpose(2, 1, 0).reshape(k * cin, cout)
+        wz = np.array(int(wzp.reshape(())) - 128, dtype=np.int8)
+        new_inits += [numpy_helper.from_array(wmat, f"{base}/mmi_w"), numpy_helper.from_array(wz, f"{base}/mmi_wz")]
+        xt = f"{base}/mmi_xt"
+        new_nodes.append(helper.make_node("Transpose", [x], [xt], perm=[0, 2, 1], name=f"{base}/mmi_T_in"))
+        if k == 1:
+            col = xt
+        else:
+            new_inits.append(numpy_helper.from_array(np.array([0, p, 0, 0, p, 0], np.int64), f"{base}/mmi_pads"))
+            xp = f"{base}/mmi_xp"
+            new_nodes.append(helper.make_node("Pad", [xt, f"{base}/mmi_pads", xzp], [xp], name=f"{base}/mmi_pad"))
+            cols = []
+            for j in range(k):
+                start, end = j * d, j * d - 2 * p
+                new_inits.append(numpy_helper.from_array(np.array([start], np.int64), f"{base}/mmi_s{j}"))
+                new_inits.append(
+                    numpy_helper.from_array(np.array([end if end < 0 else _INT64_MAX], np.int64), f"{base}/mmi_e{j}")
+                )
+                cols.append(f"{base}/mmi_c{j}")
+                new_nodes.append(
+                    helper.make_node(
+                        "Slice",
+                        [xp, f"{base}/mmi_s{j}", f"{base}/mmi_e{j}", "voxclone_axis1"],
+                        [cols[-1]],
+                        name=f"{base}/mmi_slice{j}",
+                    )
+                )
+            col = f"{base}/mmi_col"
+            new_nodes.append(helper.make_node("Concat", cols, [col], axis=2, name=f"{base}/mmi_concat"))
+        yt = f"{base}/mmi_yt"
+        new_nodes.append(
+            helper.make_node(
+                "MatMulInteger", [col, f"{base}/mmi_w", xzp, f"{base}/mmi_wz"], [yt], name=f"{base}/mmi_matmul"
+            )
+        )
+        new_nodes.append(helper.make_node("Transpose", [yt], [node.output[0]], perm=[0, 2, 1], name=f"{base}/mmi_T_out"))
+        rewritten += 1
+    if rewritten:
+        new_inits.append(numpy_helper.from_array(np.array([1], np.int64), "voxclone_axis1"))
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+        graph.initializer.extend(new_inits)
+        _drop_unused_initializers(graph)
+    return rewritten
+
+
+def _drop_unused_initializers(graph) -> None:
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+def _f0_squeeze(graph) -> int | None:
+    """Index of the Squeeze that ends the predictor's ``F0_proj`` chain (its output is F0 in Hz)."""
+    consumers: dict[str, list[int]] = {}
+    for idx, n in enumerate(graph.node):
+        for i in n.input:
+            consumers.setdefault(i, []).append(idx)
+    for n in graph.node:
+        if "F0_proj" in n.name and n.op_type in ("Conv", "ConvInteger"):
+            frontier = list(n.output)  # walk through the dequantisation ops
+            for _ in range(8):
+                nxt = []
+                for t in frontier:
+                    for c in consumers.get(t, []):
+                        if graph.node[c].op_type == "Squeeze":
+                            return c
+                        nxt.extend(graph.node[c].output)
+                frontier = nxt
+    return None
+
+
+def _add_f0_scale(graph) -> bool:
+    from onnx import TensorProto, helper
+
+    if any(i.name == F0_SCALE_INPUT for i in graph.input):
+        return True
+    at = _f0_squeeze(graph)
+    if at is None:
+        return False
+    f0 = graph.node[at].output[0]
+    scaled = f"{f0}_voxclone_scaled"
+    for n in graph.node:
+        for idx, name in enumerate(n.input):
+            if name == f0:
+                n.input[idx] = scaled
+    graph.node.insert(at + 1, helper.make_node("Mul", [f0, F0_SCALE_INPUT], [scaled], name="voxclone_f0_scale"))
+    graph.input.append(helper.make_tensor_value_info(F0_SCALE_INPUT, TensorProto.FLOAT, [1]))
+    return True
