@@ -1,10 +1,10 @@
 """The Python API: ``Voxclone`` speaks text with a ``SpeechSettings``.
 
-    from voxclone import Voxclone
-    tts = Voxclone()
-    tts.speak("Hello there.", voice="af_heart").save("hello.wav")
-    for chunk in tts.stream(long_text):   # pieces as soon as each is ready
-        ...
+from voxclone import Voxclone
+tts = Voxclone()
+tts.speak("Hello there.", voice="af_heart").save("hello.wav")
+for chunk in tts.stream(long_text):   # pieces as soon as each is ready
+    ...
 """
 
 from __future__ import annotations
@@ -291,7 +291,9 @@ def read_text_file(path: str | os.PathLike) -> str:
     except OSError as e:
         raise TextError(f"cannot read {p}: {e.strerror or e}") from e
     if size > MAX_TEXT_CHARS * 4:
-        raise TextError(f"{p} is {size:,} bytes; the limit is {MAX_TEXT_CHARS:,} characters. Split it into several files.")
+        raise TextError(
+            f"{p} is {size:,} bytes; the limit is {MAX_TEXT_CHARS:,} characters. Split it into several files."
+        )
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -105,7 +105,10 @@ class AudioWriter:
             raise OutputError(f"cannot write {self.path}: folder {parent} is not writable")
         import soundfile as sf
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        except OSError as e:
+            raise OutputError(f"cannot write {self.path}: folder {parent} is not writable ({e.strerror})") from e
         os.close(fd)
         self._tmp = Path(tmp)
         container, codec = FORMATS[self.format]

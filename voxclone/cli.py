@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +14,9 @@ from rich.table import Table
 from . import __version__
 from .errors import VoxcloneError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Consent-first voice cloning and TTS, offline on a CPU.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Consent-first voice cloning and TTS, offline on a CPU."
+)
 voices_app = typer.Typer(help="List and manage voices.", invoke_without_command=True)
 bench_app = typer.Typer(help="Benchmarks: each prints a table and can write --json PATH.", no_args_is_help=True)
 app.add_typer(voices_app, name="voices")
@@ -35,26 +36,33 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
     verbose: bool = typer.Option(False, "--verbose", help="Log details to stderr."),
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {e}")
+    # plain, unwrapped text: scripts grep for it
+    typer.echo(f"error: {e}", err=True)
     raise typer.Exit(2)
 
 
 @app.command()
 def say(
-    text: Optional[str] = typer.Argument(None, help="Text to speak; '-' reads standard input."),
-    voice: str = typer.Option("af_heart", "-v", "--voice", help="Voice name, or a mix like 'af_heart:0.7,af_bella:0.3'."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (.wav .flac .mp3 .ogg)."),
-    file: Optional[Path] = typer.Option(None, "-f", "--file", help="Read the text from a UTF-8 file ('-' for stdin)."),
+    text: str | None = typer.Argument(None, help="Text to speak; '-' reads standard input."),
+    voice: str = typer.Option(
+        "af_heart", "-v", "--voice", help="Voice name, or a mix like 'af_heart:0.7,af_bella:0.3'."
+    ),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output file (.wav .flac .mp3 .ogg)."),
+    file: Path | None = typer.Option(None, "-f", "--file", help="Read the text from a UTF-8 file ('-' for stdin)."),
     speed: float = typer.Option(1.0, "--speed", help="Speaking rate, 0.5-2.0."),
     pitch: float = typer.Option(0.0, "--pitch", help="Pitch shift in semitones, -12..12."),
-    lang: Optional[str] = typer.Option(None, "--lang", help="Language (en-us en-gb es fr hi it pt-br ja); default: the voice's."),
+    lang: str | None = typer.Option(
+        None, "--lang", help="Language (en-us en-gb es fr hi it pt-br ja); default: the voice's."
+    ),
     sample_rate: int = typer.Option(24000, "--sample-rate", help="Output sample rate in Hz."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Output format; default from the extension."),
-    lexicon: Optional[Path] = typer.Option(None, "--lexicon", help="Pronunciations: WORD<TAB>PHONEMES lines or JSON."),
+    fmt: str | None = typer.Option(None, "--format", help="Output format; default from the extension."),
+    lexicon: Path | None = typer.Option(None, "--lexicon", help="Pronunciations: WORD<TAB>PHONEMES lines or JSON."),
     play: bool = typer.Option(False, "--play", help="Play the result if a sound device exists."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
@@ -86,11 +94,18 @@ def say(
         if output is not None:
             show = not quiet and err.is_terminal or (not quiet and len(content) > 2000)
             with Progress(
-                TextColumn("speaking"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                console=err, disable=not show, transient=True,
+                TextColumn("speaking"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=err,
+                disable=not show,
+                transient=True,
             ) as bar:
                 task = bar.add_task("say", total=len(content))
-                duration = tts.save(content, output, format=fmt, progress=lambda d, t: bar.update(task, completed=d, total=t))
+                duration = tts.save(
+                    content, output, format=fmt, progress=lambda d, t: bar.update(task, completed=d, total=t)
+                )
             if not quiet:
                 err.print(f"wrote {output} ({duration:.1f} s of speech)")
         if play:
@@ -149,7 +164,7 @@ def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every ass
 
 @bench_app.command("speed")
 def bench_speed(
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write results as JSON here."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     voice: str = typer.Option("af_heart", "-v", "--voice"),
     repeats: int = typer.Option(3, "--repeats", help="Timed runs per case (the best is reported)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also time the unmodified graph."),
@@ -162,7 +177,7 @@ def bench_speed(
 
 @bench_app.command("intelligibility")
 def bench_intelligibility(
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write results as JSON here."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     voices: str = typer.Option("af_heart,af_bella,am_michael,bf_emma,bm_george", "--voices", help="Comma-separated."),
     limit: int = typer.Option(0, "--limit", help="Use only the first N sentences (0: all)."),
 ) -> None:
@@ -172,7 +187,26 @@ def bench_intelligibility(
     _report(run(voices=[v.strip() for v in voices.split(",") if v.strip()], limit=limit), json_path)
 
 
-def _report(result: dict, json_path: Optional[Path]) -> None:
+@bench_app.command("longform")
+def bench_longform(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    words: int = typer.Option(10_000, "--words", help="Length of the generated text."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Keep the audio here (default: discarded)."),
+) -> None:
+    """Stream a long text to a file with a progress bar; report speed and memory over time."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .bench.longform import run
+
+    with Progress(
+        TextColumn("speaking"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=err
+    ) as bar:
+        task = bar.add_task("longform", total=1)
+        result = run(words=words, output=output, progress=lambda d, t: bar.update(task, completed=d, total=t))
+    _report(result, json_path)
+
+
+def _report(result: dict, json_path: Path | None) -> None:
     table = Table(title=result.get("title", "benchmark"))
     rows = result.get("table", [])
     if rows:

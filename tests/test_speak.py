@@ -1,0 +1,238 @@
+"""The Python API with the real model: durations, determinism, controls, formats, bad input."""
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxclone import SpeechSettings, Voxclone
+from voxclone.api import MAX_TEXT_CHARS
+from voxclone.audio import Audio
+from voxclone.errors import LanguageError, OutputError, TextError, VoiceNotFoundError
+
+
+def speech_seconds(audio: Audio) -> float:
+    """Seconds above -40 dB of the peak (pauses excluded)."""
+    x = np.abs(audio.samples)
+    frame = audio.sample_rate // 100
+    n = len(x) // frame
+    env = x[: n * frame].reshape(n, frame).max(axis=1)
+    return float((env > env.max() * 0.01).sum() / 100)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello.",
+        "The quick brown fox jumps over the lazy dog.",
+        "When the storm finally passed, the villagers came out of their houses and began to clean up the mess.",
+    ],
+)
+def test_duration_is_sane_for_text_length(tts, text):
+    audio = tts.speak(text)
+    words = len(text.split())
+    assert audio.sample_rate == 24_000 and audio.samples.dtype == np.float32
+    assert np.abs(audio.samples).max() <= 1.0
+    # 1.5-5 words per second of voiced sound (people read 2-4), plus slack for one short word
+    assert 0.2 * words < speech_seconds(audio) < 0.67 * words + 0.6
+
+
+def test_same_input_same_output(tts):
+    a = tts.speak("Same input, same output.", voice="am_michael")
+    b = tts.speak("Same input, same output.", voice="am_michael")
+    assert np.array_equal(a.samples, b.samples)
+
+
+def test_stream_without_fast_start_joins_to_speak(tts):
+    text = "First sentence here. Second one follows!\n\nA new paragraph, with a clause."
+    chunks = list(tts.stream(text, fast_start=False))
+    assert np.array_equal(np.concatenate([c.samples for c in chunks]), tts.speak(text).samples)
+    assert " ".join(c.text for c in chunks).split() == tts._g2p_for("en-us").prepare(text).text.split()
+
+
+def test_fast_start_first_chunk_is_short(tts):
+    text = "Voice banking lets people record their own voice while they still can, and use it later."
+    first = next(tts.stream(text))
+    assert first.duration < 2.6
+    assert len(list(tts.stream(text))) >= 2
+
+
+def test_speed_changes_duration_not_words(tts):
+    text = "We should leave early tomorrow if we want to avoid the traffic."
+    normal, fast = speech_seconds(tts.speak(text)), speech_seconds(tts.speak(text, speed=1.5))
+    assert 0.55 < fast / normal < 0.8
+
+
+def _median_f0(audio: Audio) -> float:
+    import pyworld
+
+    x = audio.samples.astype(np.float64)
+    f0, t = pyworld.dio(x, audio.sample_rate, frame_period=10)
+    f0 = pyworld.stonemask(x, f0, t, audio.sample_rate)
+    return float(np.median(f0[f0 > 0]))
+
+
+@pytest.mark.parametrize("semitones", [-4, 4])
+def test_pitch_shift_moves_f0_and_keeps_timing(tts, semitones):
+    text = "The library closes at eight, but the reading room stays open until ten."
+    base = tts.speak(text, voice="af_heart")
+    shifted = tts.speak(text, voice="af_heart", pitch=semitones)
+    ratio = _median_f0(shifted) / _median_f0(base)
+    assert ratio == pytest.approx(2 ** (semitones / 12), rel=0.06)
+    # same timing (only edge trimming differs): the model's F0 moved, not the tape speed
+    assert abs(len(shifted.samples) - len(base.samples)) < 0.01 * len(base.samples)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_formats_from_extension(tts, tmp_path, fmt):
+    path = tmp_path / f"out.{fmt}"
+    duration = tts.save("Testing every format.", path, sample_rate=16_000)
+    data, rate = sf.read(path)
+    assert rate == 16_000
+    assert abs(len(data) / rate - duration) < 0.15  # mp3 pads a frame or two
+    assert not [p for p in tmp_path.iterdir() if p.name != path.name]
+
+
+def test_settings_object_and_overrides(tts):
+    s = SpeechSettings(voice="bf_emma", speed=1.2, sample_rate=22_050)
+    a = tts.speak("Settings travel together.", s)
+    assert a.sample_rate == 22_050
+    b = tts.speak("Settings travel together.", s, speed=1.0)
+    assert b.duration > a.duration
+    with pytest.raises(TypeError, match="colour"):
+        tts.speak("x", colour="red")
+    for bad in (dict(speed=5), dict(pitch=30), dict(sample_rate=12345), dict(format="aiff")):
+        with pytest.raises(ValueError):
+            SpeechSettings(**bad).validated()
+
+
+def test_voice_mix(tts):
+    mix = tts.speak("A blend of two voices.", voice="af_heart:0.5,am_michael:0.5")
+    assert mix.duration > 0.5
+    with pytest.raises(VoiceNotFoundError, match="weight"):
+        tts.speak("x", voice="af_heart:lots")
+
+
+@pytest.mark.parametrize(
+    "voice, lang, text",
+    [
+        ("af_heart", "en-us", "Good morning, everyone."),
+        ("bf_emma", "en-gb", "Good morning, everyone."),
+        ("ef_dora", "es", "Buenos días a todos."),
+        ("ff_siwis", "fr", "Bonjour à tous."),
+        ("hf_alpha", "hi", "सभी को सुप्रभात।"),
+        ("if_sara", "it", "Buongiorno a tutti."),
+        ("pf_dora", "pt-br", "Bom dia a todos."),
+    ],
+)
+def test_every_espeak_language_speaks(tts, voice, lang, text):
+    audio = tts.speak(text, voice=voice, lang=lang)
+    assert 0.5 < speech_seconds(audio) < 4
+
+
+def test_japanese_speaks_or_refuses_clearly(tts):
+    try:
+        import pyopenjtalk  # noqa: F401
+    except ImportError:
+        with pytest.raises(LanguageError, match=r"voxclone\[ja\]"):
+            tts.speak("こんにちは。", voice="jf_alpha")
+        return
+    assert 0.5 < speech_seconds(tts.speak("こんにちは。今日はいい天気ですね。", voice="jf_alpha")) < 5
+
+
+def test_mandarin_and_unknown_languages_refuse(tts):
+    with pytest.raises(LanguageError, match="Mandarin Chinese is not supported"):
+        tts.speak("你好", voice="zf_xiaobei")
+    with pytest.raises(LanguageError, match="unknown language 'klingon'"):
+        tts.speak("Qapla'", lang="klingon")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("text, match", [("", "empty"), ("   \n\t", "empty"), ("?! ... --- !!!", "only punctuation")])
+def test_unspeakable_text(tts, text, match):
+    with pytest.raises(TextError, match=match):
+        tts.speak(text)
+
+
+def test_huge_text_refused_before_any_file(tts, tmp_path):
+    huge = "word " * (1_048_576 // 5)
+    with pytest.raises(TextError, match="characters"):
+        tts.speak(huge)
+    with pytest.raises(TextError, match=f"{MAX_TEXT_CHARS:,}"):
+        tts.save(huge, tmp_path / "huge.wav")
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_voice(tts):
+    with pytest.raises(VoiceNotFoundError, match="unknown voice 'nobody'.*voxclone voices"):
+        tts.speak("Hello.", voice="nobody")
+
+
+def test_unknown_format_and_unwritable_paths(tts, tmp_path):
+    with pytest.raises(OutputError, match="unknown audio extension"):
+        tts.save("Hello.", tmp_path / "out.xyz")
+    with pytest.raises(OutputError, match="does not exist"):
+        tts.save("Hello.", tmp_path / "no" / "such" / "dir.wav")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    # root ignores folder permissions; /proc refuses new files even to root
+    target = locked / "out.wav" if not os.access(locked, os.W_OK) else Path("/proc/voxclone-test.wav")
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            tts.save("Hello.", target)
+    finally:
+        locked.chmod(stat.S_IRWXU)
+    assert not target.exists()
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_failure_midway_keeps_the_old_file_and_leaves_no_partial(tts, tmp_path, monkeypatch):
+    path = tmp_path / "keep.wav"
+    tts.save("The old recording.", path)
+    before = path.read_bytes()
+    calls = {"n": 0}
+    real = tts.engine.infer
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash")
+        return real(*a, **k)
+
+    monkeypatch.setattr(tts.engine, "infer", flaky)
+    with pytest.raises(RuntimeError, match="simulated"):
+        tts.save("First paragraph.\n\nSecond paragraph.\n\nThird paragraph.", path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
+
+
+def test_user_model_and_voice_paths(tmp_path):
+    from voxclone.engine import assets
+
+    packs, _ = assets.load_voice_packs()
+    np.save(tmp_path / "mine.npy", packs["af_heart"])
+    tts = Voxclone(model=assets.resolve_model(), voices=tmp_path, optimize=False)
+    assert [v.name for v in tts.voices()] == ["mine"]
+    assert tts.speak("A voice from my own folder.", voice="mine", lang="en-us").duration > 1
+    with pytest.raises(Exception, match="pitch"):
+        tts.speak("No pitch input in the plain graph.", voice="mine", lang="en-us", pitch=2)
+
+
+def test_memory_stays_bounded_while_saving(tts, tmp_path):
+    """save() streams: Python-side memory must not grow with the length of the audio."""
+    import tracemalloc
+
+    text = "\n\n".join(f"Paragraph {i}. The keeper wrote the weather into the book, as always." for i in range(12))
+    tracemalloc.start()
+    duration = tts.save(text, tmp_path / "long.wav")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    whole = duration * 24_000 * 4  # bytes of the full float32 signal
+    assert duration > 40
+    assert peak < whole / 3
