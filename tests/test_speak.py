@@ -236,3 +236,11 @@ def test_memory_stays_bounded_while_saving(tts, tmp_path):
     whole = duration * 24_000 * 4  # bytes of the full float32 signal
     assert duration > 40
     assert peak < whole / 3
+
+
+def test_output_file_gets_normal_permissions(tts, tmp_path):
+    path = tmp_path / "perm.wav"
+    tts.save("Readable by others.", path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

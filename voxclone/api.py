@@ -123,10 +123,16 @@ class Voxclone:
     # ------------------------------------------------------------------ voices
     def voices(self) -> list[VoiceInfo]:
         """Stock and user voices, best graded first within each language."""
-        order = "ABCDF"
+        grades, langs = "ABCDF", ["en-us", "en-gb"]
         stock = sorted(
             (describe(n) for n in self._stock()),
-            key=lambda v: (v.language, order.find(v.grade[:1]) if v.grade else 9, v.grade[1:2] == "-", v.name),
+            key=lambda v: (
+                langs.index(v.language) if v.language in langs else 2,
+                v.language,
+                grades.find(v.grade[:1]) if v.grade else 9,
+                v.grade[1:2] == "-",
+                v.name,
+            ),
         )
         return stock + [info for _, info in self._custom.values()]
 

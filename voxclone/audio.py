@@ -84,6 +84,15 @@ class Audio:
         return play(self)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # mkstemp makes 0600 files; outputs get the usual permissions
+
+
 def _clip(x: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(x, np.float32), -1.0, 1.0)
 
@@ -130,6 +139,7 @@ class AudioWriter:
         try:
             self._file.close()
             if commit:
+                os.chmod(self._tmp, _FILE_MODE)
                 os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)

@@ -152,12 +152,11 @@ def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every ass
         model = assets.assemble_model(force=verify)
         if verify:
             assets.verify_model(model)
-        err.print(f"model    {model}")
-        fast = assets.optimized_model(model)
-        err.print(f"fast     {fast}")
+        typer.echo(f"model    {model}", err=True)
+        typer.echo(f"fast     {assets.optimized_model(model)}", err=True)
         packs, note = assets.load_voice_packs()
-        err.print(f"voices   {len(packs)}: {note}")
-        err.print(f"whisper  {assets.whisper_model_dir()}")
+        typer.echo(f"voices   {len(packs)}: {note}", err=True)
+        typer.echo(f"whisper  {assets.whisper_model_dir()}", err=True)
     except VoxcloneError as e:
         _fail(e)
 
