@@ -126,3 +126,19 @@ def test_fast_start_cuts_a_short_first_phrase(vocab):
     assert len(pieces[0].phonemes) <= 1.3 * chunk.FIRST_PHONEMES
     assert pieces[0].text.split()[-1] not in ("their", "own", "the")
     assert chunk.words_of(pieces) == text.split()
+
+
+def test_a_word_longer_than_the_model_window_is_sliced_not_dropped(vocab):
+    g2p = G2P("en-us", vocab)
+    word = "abracadabra" * 60  # one "word" of hundreds of phonemes
+    pieces = list(chunk.plan(f"Say {word} now.", g2p.phonemize))
+    assert all(len(p.phonemes) <= chunk.MAX_PHONEMES for p in pieces)
+    assert sum(len(p.phonemes) for p in pieces) >= len(g2p.phonemize(word))
+    assert chunk.words_of(pieces) == ["Say", word, "now."]
+
+
+def test_short_first_sentence_alone_in_its_paragraph_gets_the_paragraph_pause(vocab):
+    g2p = G2P("en-us", vocab)
+    pieces = list(chunk.plan("Hello.\n\nSecond paragraph here.", g2p.phonemize, fast_start=True))
+    assert [p.text for p in pieces] == ["Hello.", "Second paragraph here."]
+    assert pieces[0].pause == chunk.PAUSE_PARAGRAPH

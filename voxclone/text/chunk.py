@@ -177,9 +177,9 @@ def _split_words(text: str, phonemize, limit: int) -> Iterator[tuple[str, str, f
                 b = mid - 1
         piece = " ".join(words[lo:a])
         ps = phonemize(piece)
-        if len(ps) > limit:  # a single "word" longer than the model's window
-            ps = ps[:limit]
-        yield piece, ps, PAUSE_WORD
+        # a single "word" longer than the model's window is spoken in slices, none dropped
+        for i in range(0, len(ps), limit):
+            yield (piece if i == 0 else ""), ps[i : i + limit], PAUSE_WORD
         lo = a
 
 
@@ -218,33 +218,30 @@ def plan(
     group: int = GROUP_PHONEMES,
     fast_start: bool = False,
 ) -> Iterator[Piece]:
-    """Pieces of ``text`` in order; concatenating their texts gives back every word once."""
+    """Pieces of ``text`` in order; concatenating their texts gives back every word once.
+
+    With ``fast_start`` the first sentence is never grouped with others, and a long one is cut
+    after a short leading phrase, so the first piece is quick to synthesise.
+    """
     first = fast_start
     for para in paragraphs(text):
+        sents = sentences(para)
         pieces: list[tuple[str, str, float]] = []
-        for sent in sentences(para):
+        for i, sent in enumerate(sents):
             if first:
+                first = False
                 head = None
-                ps = phonemize(sent)
-                if len(ps) > FIRST_PHONEMES * 1.4:
+                if len(phonemize(sent)) > FIRST_PHONEMES * 1.4:
                     head = _first_phrase(sent, phonemize, FIRST_PHONEMES)
                 if head:
-                    yield Piece(head[0], head[1], PAUSE_CLAUSE if head[0].endswith(tuple(",;:—")) else PAUSE_WORD)
+                    yield Piece(head[0], head[1], PAUSE_CLAUSE if head[0][-1] in ",;:—" else PAUSE_WORD)
                     sent = sent[len(head[0]) :].strip()
                 else:
-                    pieces.extend(_fit(sent, phonemize, limit))
-                    yield from _flush(pieces)
-                    pieces = []
-                    first = False
+                    last = PAUSE_PARAGRAPH if i == len(sents) - 1 else PAUSE_SENTENCE
+                    yield from _merge(list(_fit(sent, phonemize, limit)), 0, limit, last_pause=last)
                     continue
-                first = False
             pieces.extend(_fit(sent, phonemize, limit))
         yield from _merge(pieces, group, limit, last_pause=PAUSE_PARAGRAPH)
-
-
-def _flush(pieces: list[tuple[str, str, float]]) -> Iterator[Piece]:
-    for t, p, pause in pieces:
-        yield Piece(t, p, pause)
 
 
 def _merge(pieces: list[tuple[str, str, float]], group: int, limit: int, last_pause: float) -> Iterator[Piece]:
