@@ -33,4 +33,8 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 def pytest_configure(config):
+    import tempfile
+
     os.environ.setdefault("VOXCLONE_THREADS", "2")
+    # cloned voices made by tests never land in the user's library
+    os.environ["VOXCLONE_LIBRARY"] = tempfile.mkdtemp(prefix="voxclone-test-library-")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import FORMATS, Audio, AudioWriter, format_for
+from .cloning.library import VoiceLibrary
 from .engine import assets
 from .engine.kokoro import SAMPLE_RATE, KokoroEngine
 from .engine.voices import DEFAULT_VOICE, VoiceInfo, blend, describe, style_for
@@ -78,6 +79,7 @@ class Voxclone:
         lexicon: str | os.PathLike | dict[str, str] | None = None,
         threads: int | None = None,
         optimize: bool = True,
+        library: str | os.PathLike | VoiceLibrary | None = None,
     ):
         self.settings = (settings or SpeechSettings()).validated()
         self._model_spec, self._voices_spec = model, voices
@@ -87,6 +89,7 @@ class Voxclone:
         self._packs: dict[str, np.ndarray] | None = None
         self.voices_source = ""
         self._custom: dict[str, tuple[np.ndarray, VoiceInfo]] = {}
+        self.library = VoiceLibrary(library) if not isinstance(library, VoiceLibrary) else library
         self._g2p: dict[str, G2P] = {}
         self._vocab: dict[str, int] | None = None
         self._lock = threading.Lock()
@@ -122,7 +125,7 @@ class Voxclone:
 
     # ------------------------------------------------------------------ voices
     def voices(self) -> list[VoiceInfo]:
-        """Stock and user voices, best graded first within each language."""
+        """Stock voices (best graded first, English first), then cloned and added ones."""
         grades, langs = "ABCDF", ["en-us", "en-gb"]
         stock = sorted(
             (describe(n) for n in self._stock()),
@@ -134,7 +137,12 @@ class Voxclone:
                 v.name,
             ),
         )
-        return stock + [info for _, info in self._custom.values()]
+        cloned = []
+        for name in self.library.names():
+            record = self.library.record(name)
+            cloned.append(VoiceInfo(name, record.get("language", "?"), record.get("gender", "?"), "cloned"))
+        added = [info for _, info in self._custom.values() if info.kind != "fitting"]
+        return stock + cloned + added
 
     def add_voice(self, name: str, style: np.ndarray, language: str, gender: str = "?", kind: str = "user") -> None:
         """Register a style pack (shape (N, 1, 256) or (256,)) under ``name`` for this instance."""
@@ -147,10 +155,22 @@ class Voxclone:
 
     def voice_pack(self, voice: str) -> tuple[np.ndarray, str]:
         """The style pack and language of a voice name, or of a mix ``"af_heart:0.7,af_bella:0.3"``."""
+        return self._voice(voice)[:2]
+
+    def _voice(self, voice: str) -> tuple[np.ndarray, str, float, float]:
+        """(pack, language, speed factor, pitch offset) of a stock, cloned, added or mixed voice."""
         if voice in self._custom:
             pack, info = self._custom[voice]
-            return pack, info.language
+            return pack, info.language, 1.0, 0.0
         stock = self._stock()
+        if voice not in stock and "," not in voice and ":" not in voice and self.library.exists(voice):
+            record, pack = self.library.load(voice)
+            return (
+                pack,
+                record.get("language", "en-us"),
+                float(record.get("speed", 1.0)),
+                float(record.get("pitch", 0.0)),
+            )
         parts = [p.strip() for p in voice.split(",") if p.strip()]
         names, weights = [], []
         for p in parts:
@@ -169,9 +189,9 @@ class Voxclone:
         packs = [self._custom[n][0] if n in self._custom else stock[n] for n in names]
         lang = self._custom[names[0]][1].language if names[0] in self._custom else describe(names[0]).language
         if len(packs) == 1:
-            return packs[0], lang
+            return packs[0], lang, 1.0, 0.0
         rows = min(len(p) for p in packs)
-        return blend([p[:rows] for p in packs], weights), lang
+        return blend([p[:rows] for p in packs], weights), lang, 1.0, 0.0
 
     # ------------------------------------------------------------------ speaking
     def _resolve(self, settings: SpeechSettings | None, overrides: dict) -> SpeechSettings:
@@ -197,11 +217,13 @@ class Voxclone:
         ``progress(done_chars, total_chars)`` is called after each piece.
         """
         s = self._resolve(settings, overrides)
-        pack, voice_lang = self.voice_pack(s.voice)
+        pack, voice_lang, speed_factor, pitch_offset = self._voice(s.voice)
         g2p = self._g2p_for(resolve_language(s.lang or voice_lang).code)
         prepared = self._prepare(text, g2p, MAX_TEXT_CHARS)
         engine = self.engine
-        f0_scale = float(2.0 ** (s.pitch / 12.0))
+        # a cloned voice carries the speaker's rate and pitch; the settings adjust from there
+        speed = min(2.0, max(0.5, s.speed * speed_factor))
+        f0_scale = float(2.0 ** ((s.pitch + pitch_offset) / 12.0))
         total, done = len(prepared.text), 0
 
         def phonemize(piece: str) -> str:
@@ -212,9 +234,9 @@ class Voxclone:
             tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
             if not tokens:
                 continue
-            wave = engine.infer(tokens, style_for(pack, len(tokens)), speed=s.speed, f0_scale=f0_scale)
+            wave = engine.infer(tokens, style_for(pack, len(tokens)), speed=speed, f0_scale=f0_scale)
             wave = _trim(wave)
-            pause = np.zeros(int(round(piece.pause / s.speed * SAMPLE_RATE)), np.float32)
+            pause = np.zeros(int(round(piece.pause / speed * SAMPLE_RATE)), np.float32)
             samples = np.concatenate([wave, pause])
             spoke = True
             done = min(total, done + len(piece.text) + 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import AudioInputError, OutputError
 
 # extension -> (libsndfile container, codec)
 FORMATS = {
@@ -31,6 +31,46 @@ def format_for(path: str | os.PathLike | None, fmt: str | None = None) -> str:
         what = f"format {fmt!r}" if fmt else f"extension of {str(path)!r}"
         raise OutputError(f"unknown audio {what}; use one of: {', '.join(FORMATS)}")
     return name
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode a file to mono float32 at its own rate: libsndfile first, then FFmpeg (PyAV).
+
+    Raises AudioInputError naming the file when neither can decode it.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise AudioInputError(f"{p}: no such file")
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.mean(axis=1)), int(rate)
+    except Exception as first:  # not a libsndfile format (m4a, aac, opus-in-webm, ...)
+        sf_error = first
+    try:
+        import av
+
+        with av.open(str(p)) as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise AudioInputError(f"{p} has no audio stream")
+            rate = stream.codec_context.sample_rate or stream.rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            parts = [
+                out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
+            ]
+            parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except AudioInputError:
+        raise
+    except Exception as e:
+        raise AudioInputError(
+            f"{p} is not audio voxclone can read (wav, flac, mp3, ogg, opus, m4a ...): {sf_error}; {e}"
+        ) from e
+    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise AudioInputError(f"{p} decodes to no audio at all")
+    return samples, int(rate)
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -55,11 +95,9 @@ class Audio:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Audio:
-        """Read any file libsndfile decodes, mixed down to mono."""
-        import soundfile as sf
-
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        return cls(data.mean(axis=1), rate)
+        """Read any common audio file (wav flac mp3 ogg opus m4a ...), mixed down to mono."""
+        samples, rate = read_audio(path)
+        return cls(samples, rate)
 
     def resample(self, rate: int) -> Audio:
         return Audio(resample(self.samples, self.sample_rate, rate), rate, self.text)

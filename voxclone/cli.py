@@ -144,6 +144,236 @@ def voices(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 
 
 @app.command()
+def clone(
+    name: str = typer.Argument(..., help="Name of the new voice (lowercase letters, digits, - and _)."),
+    recordings: list[Path] = typer.Argument(..., help="Audio files or folders of the speaker."),
+    consent: Path | None = typer.Option(None, "--consent", help="The speaker reading the consent statement."),
+    waiver: str | None = typer.Option(
+        None, "--consent-waiver", help="Build without a consent recording; the reason is recorded."
+    ),
+    quality: str = typer.Option("instant", "--quality", help="instant (seconds) or best (fitted, minutes)."),
+    lang: str | None = typer.Option(
+        None, "--lang", help="The voice's default language (default: what the recordings speak)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Makes fitting repeatable."),
+    budget: float = typer.Option(240.0, "--budget", help="Seconds of fitting for --quality best."),
+) -> None:
+    """Build a voice from a speaker's recordings and add it to the library."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from .cloning.clone import clone as run_clone
+
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("collecting", total=budget if quality == "best" else None, info="")
+
+            def fit(entry: dict) -> None:
+                bar.update(
+                    task,
+                    description="fitting",
+                    completed=min(budget, entry["seconds"]),
+                    info=f"step {entry['step']}  similarity {entry['best']:.3f}",
+                )
+
+            record = run_clone(
+                name,
+                recordings,
+                consent=consent,
+                waiver=waiver,
+                quality=quality,
+                lang=lang,
+                seed=seed,
+                budget_s=budget,
+                progress=lambda m: bar.update(task, description=m),
+                fit_progress=fit,
+            )
+    except (VoxcloneError, ValueError, OSError) as e:
+        _fail(e)
+    sim = record["similarity"]
+    typer.echo(
+        f"voice {name!r} ({record['quality']}, {record['language']}): similarity {sim['final']:.3f} "
+        f"(instant {sim['instant']:.3f}), base {', '.join(f'{k} {v:.2f}' for k, v in record['base'].items() if v >= 0.01)}, "
+        f"{record['build']['seconds']:.1f} s"
+    )
+    typer.echo(f'try it: voxclone say -v {name} "Hello, this is my voice." -o {name}.wav')
+
+
+@app.command()
+def collect(
+    recordings: list[Path] = typer.Argument(..., help="Audio files or folders."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    lang: str | None = typer.Option(None, "--lang", help="Language of the recordings (default: detected)."),
+) -> None:
+    """Check recordings before cloning: clean speech, clipping, noise, echo, other speakers."""
+    from .cloning.collect import collect as run_collect
+
+    try:
+        col = run_collect(recordings, language=lang, progress=lambda m: err.print(m, end="\r"))
+    except (VoxcloneError, ValueError, OSError) as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps(col.report, indent=1, ensure_ascii=False))
+        return
+    table = Table(
+        title=f"{len(col.clips)} clips, {col.report['clean_speech_s']:.1f} s usable, language {col.language or '?'}"
+    )
+    for c in ("clip", "source", "seconds", "SNR dB", "same speaker", "flags", "use", "text"):
+        table.add_column(c)
+    for c in col.clips:
+        table.add_row(
+            c.id,
+            c.source,
+            f"{c.duration:.1f}",
+            f"{c.snr_db:.0f}",
+            f"{c.similarity:.2f}",
+            " ".join(c.flags),
+            c.use,
+            c.text[:40],
+        )
+    out.print(table)
+    for line in col.report["advice"]:
+        typer.echo(f"- {line}")
+
+
+@app.command()
+def prompts(
+    lang: str = typer.Option("en", "--lang", help="en es fr it pt-br hi"),
+    count: int = typer.Option(0, "--count", help="How many (0: all)."),
+    shuffle: bool = typer.Option(False, "--shuffle", help="Random order (see --seed)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Sentences to read aloud when recording a voice (voice banking)."""
+    import random
+
+    from .cloning.texts import prompts as load_prompts
+
+    try:
+        lines = load_prompts(lang)
+    except ValueError as e:
+        _fail(e)
+    if shuffle:
+        random.Random(seed).shuffle(lines)
+    for i, line in enumerate(lines[: count or None], 1):
+        typer.echo(f"{i:3d}. {line}")
+
+
+@app.command()
+def record(
+    name: str = typer.Argument(..., help="Folder name for the recordings (under --out)."),
+    lang: str = typer.Option("en", "--lang"),
+    count: int = typer.Option(20, "--count", help="How many prompts to record."),
+    out_dir: Path = typer.Option(Path("recordings"), "--out", help="Where recordings go."),
+    seconds: float = typer.Option(12.0, "--seconds", help="Longest take per prompt."),
+) -> None:
+    """Record prompt by prompt from the microphone, with a level meter."""
+    from .cloning.record import RecordingError, record_prompts
+    from .cloning.texts import prompts as load_prompts
+
+    try:
+        folder = record_prompts(load_prompts(lang)[:count], out_dir / name, max_seconds=seconds, console=err)
+    except (RecordingError, ValueError) as e:
+        _fail(e)
+    typer.echo(f"recordings in {folder}; next: voxclone collect {folder}")
+
+
+@app.command("eval")
+def evaluate(
+    name: str = typer.Argument(..., help="A cloned voice."),
+    as_json: bool = typer.Option(False, "--json"),
+    no_wer: bool = typer.Option(False, "--no-wer", help="Skip the Whisper intelligibility check."),
+) -> None:
+    """Score a cloned voice on sentences and real clips it never saw, beside the best stock voice."""
+    from .cloning.evaluate import evaluate as run_eval
+
+    try:
+        result = run_eval(name, with_wer=not no_wer)
+    except (VoxcloneError, ValueError, OSError) as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    table = Table(title=f"{name}: similarity to {result['heldout_clips']} held-out real clips (Resemblyzer)")
+    for c in ("", "similarity", "WER"):
+        table.add_column(c)
+    table.add_row("real speech (ceiling)", f"{result['ceiling']:.3f}", "")
+    table.add_row(
+        name, f"{result['similarity_resemblyzer']:.3f}", f"{100 * result['wer']:.1f}%" if "wer" in result else ""
+    )
+    table.add_row(
+        f"best stock ({result['best_stock']})",
+        f"{result['stock_similarity_resemblyzer']:.3f}",
+        f"{100 * result['stock_wer']:.1f}%" if "stock_wer" in result else "",
+    )
+    out.print(table)
+    if result.get("note"):
+        typer.echo(result["note"])
+
+
+@voices_app.command("show")
+def voices_show(name: str) -> None:
+    """Everything recorded about a cloned voice."""
+    from .cloning.library import VoiceLibrary
+
+    try:
+        print(json.dumps(VoiceLibrary().record(name), indent=1, ensure_ascii=False))
+    except VoxcloneError as e:
+        _fail(e)
+
+
+@voices_app.command("delete")
+def voices_delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete a cloned voice and every file of it (recordings, vectors, consent)."""
+    from .cloning.library import VoiceLibrary
+
+    lib = VoiceLibrary()
+    try:
+        lib.record(name)
+        if not yes and not typer.confirm(f"delete voice {name!r} and all its recordings?"):
+            raise typer.Exit(1)
+        removed = lib.delete(name)
+    except VoxcloneError as e:
+        _fail(e)
+    typer.echo(f"deleted {name!r} ({len(removed)} files)")
+
+
+@voices_app.command("export")
+def voices_export(
+    name: str,
+    output: Path = typer.Option(None, "-o", "--output", help="Default: NAME.voxclone"),
+    no_audio: bool = typer.Option(False, "--no-audio", help="Leave the recordings out."),
+) -> None:
+    """Write a voice to one portable .voxclone file (with an integrity hash)."""
+    from .cloning.library import VoiceLibrary
+
+    try:
+        path = VoiceLibrary().export(name, output or Path(f"{name}.voxclone"), include_audio=not no_audio)
+    except (VoxcloneError, OSError) as e:
+        _fail(e)
+    typer.echo(f"wrote {path}")
+
+
+@voices_app.command("import")
+def voices_import(
+    file: Path, name: str | None = typer.Option(None, "--name", help="Import under another name.")
+) -> None:
+    """Add a voice from a .voxclone file after checking every file's hash."""
+    from .api import Voxclone
+    from .cloning.library import VoiceLibrary
+
+    try:
+        imported = VoiceLibrary().import_file(file, name, stock=frozenset(Voxclone()._stock()))
+    except (VoxcloneError, OSError) as e:
+        _fail(e)
+    typer.echo(f"imported voice {imported!r}")
+
+
+@app.command()
 def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every asset even if already built.")) -> None:
     """Assemble and verify the model files (runs automatically on first use)."""
     from .engine import assets
@@ -203,6 +433,22 @@ def bench_longform(
         task = bar.add_task("longform", total=1)
         result = run(words=words, output=output, progress=lambda d, t: bar.update(task, completed=d, total=t))
     _report(result, json_path)
+
+
+@bench_app.command("clone")
+def bench_clone(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    speakers: str = typer.Option("", "--speakers", help="Comma-separated devdata speakers (default: all)."),
+    levels: str = typer.Option("instant,best", "--levels"),
+    budget: float = typer.Option(240.0, "--budget", help="Fitting seconds per best voice."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Similarity of cloned voices to real speakers (Resemblyzer and an independent d-vector)."""
+    from .bench.clone import run
+
+    chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
+    lv = tuple(x.strip() for x in levels.split(",") if x.strip())
+    _report(run(chosen, lv, budget_s=budget, seed=seed, progress=lambda m: err.print(m)), json_path)
 
 
 def _report(result: dict, json_path: Path | None) -> None:

@@ -26,3 +26,11 @@ class LanguageError(VoxcloneError, ValueError):
 
 class OutputError(VoxcloneError, ValueError):
     """The output path or format cannot be written."""
+
+
+class AudioInputError(VoxcloneError, ValueError):
+    """An input recording cannot be read, or holds no usable speech."""
+
+
+class VoiceExistsError(VoxcloneError):
+    """A voice with that name is already in the library."""

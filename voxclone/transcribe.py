@@ -33,15 +33,22 @@ class Transcriber:
             return self._model
 
     def transcribe(self, audio: Audio | np.ndarray, language: str | None = "en", sample_rate: int = 24_000) -> str:
+        """The words of a clip (``language=None`` detects it)."""
+        return self.transcribe_detailed(audio, language, sample_rate)[0]
+
+    def transcribe_detailed(
+        self, audio: Audio | np.ndarray, language: str | None = None, sample_rate: int = 24_000
+    ) -> tuple[str, str]:
+        """(text, language code Whisper heard or was given)."""
         if isinstance(audio, Audio):
             samples, sample_rate = audio.samples, audio.sample_rate
         else:
             samples = audio
         x = resample(np.asarray(samples, np.float32), sample_rate, WHISPER_RATE)
-        segments, _ = self.model.transcribe(
+        segments, info = self.model.transcribe(
             x, language=language, beam_size=5, vad_filter=False, condition_on_previous_text=False
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        return " ".join(s.text.strip() for s in segments).strip(), info.language
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,211 @@
+"""Cloning from speech made for the test (stock voices stand in for people)."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxclone import Voxclone
+from voxclone.bench.sentences import SENTENCES
+from voxclone.cloning.clone import ConsentError, clone
+from voxclone.cloning.collect import collect
+from voxclone.cloning.library import LibraryError, VoiceLibrary
+from voxclone.cloning.texts import prompts
+from voxclone.errors import AudioInputError, VoiceExistsError
+
+pytestmark = pytest.mark.slow
+
+
+def _texts(start, n):
+    return [" ".join(t for t, _ in SENTENCES[i : i + 2]) for i in range(start, start + 2 * n, 2)]
+
+
+@pytest.fixture(scope="module")
+def speaker_dir(tts, tmp_path_factory):
+    """About 30 s of one "person" (bf_emma) in four files."""
+    d = tmp_path_factory.mktemp("speaker")
+    for i, text in enumerate(_texts(0, 4)):
+        tts.save(text, d / f"take{i}.wav", voice="bf_emma")
+    return d
+
+
+@pytest.fixture(scope="module")
+def planted(tts, speaker_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("planted")
+    for f in speaker_dir.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    loud = tts.speak(_texts(10, 1)[0], voice="bf_emma").samples * 6
+    sf.write(d / "clipped.wav", np.clip(loud, -1, 1), 24_000)
+    sf.write(d / "silence.wav", np.zeros(3 * 24_000, np.float32), 24_000)
+    rng = np.random.default_rng(0)
+    sf.write(d / "noise.wav", (rng.standard_normal(4 * 24_000) * 0.05).astype(np.float32), 24_000)
+    tts.save(_texts(12, 1)[0], d / "someone_else.wav", voice="am_michael")
+    return d
+
+
+def test_report_flags_planted_problems(planted):
+    col = collect([planted])
+    by_source = {}
+    for c in col.clips:
+        by_source.setdefault(c.source, []).append(c)
+    assert all("clipping" in c.flags and c.use == "excluded" for c in by_source["clipped.wav"])
+    assert all("other-speaker" in c.flags and c.use == "excluded" for c in by_source["someone_else.wav"])
+    assert all(c.use == "excluded" for c in by_source.get("noise.wav", []))
+    assert "silence.wav" not in by_source
+    advice = " | ".join(col.report["advice"])
+    assert "silence.wav: silent" in advice
+    assert "clip(s) clip" in advice and "sound like someone else" in advice
+    good = [c for c in col.clips if c.source.startswith("take")]
+    assert good and all(c.use in ("enroll", "heldout") and not c.flags for c in good)
+    assert col.language == "en"
+    assert any("umbrella" in c.text.lower() for c in good)  # transcribed
+    assert 25 < col.report["clean_speech_s"] < 45
+    assert {s["file"] for s in col.report["sources"]} >= {"clipped.wav", "take0.wav"}
+    assert all(len(s["sha256"]) == 64 for s in col.report["sources"])
+
+
+def test_instant_clone_is_stored_and_speaks(tts, speaker_dir, tmp_path):
+    lib = VoiceLibrary(tmp_path / "lib")
+    voxy = Voxclone(library=lib)
+    record = clone("emma-like", [speaker_dir], waiver="test stand-in", tts=voxy, library=lib)
+    assert max(record["base"], key=record["base"].get) == "bf_emma"
+    assert record["consent"]["kind"] == "waiver" and record["consent"]["reason"] == "test stand-in"
+    assert record["build"]["seconds"] < 10
+    folder = lib.path("emma-like")
+    assert {"voice.json", "style.npy", "embedding.npy", "report.json", "fit_log.json", "clips"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert np.load(folder / "style.npy").shape == (510, 1, 256)
+    audio = voxy.speak("Hello, this is my cloned voice.", voice="emma-like")
+    assert audio.duration > 1
+    assert ("emma-like", "cloned") in {(v.name, v.kind) for v in voxy.voices()}
+    assert not [p for p in lib.root.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_best_fit_ends_closer_than_its_start(tts, tmp_path):
+    """An off-manifold "person" (a stock style moved 1.2 spreads): fitting must move toward them."""
+    from voxclone.cloning.build import Target, VoiceBuilder
+    from voxclone.cloning.speaker import centroid, shared_encoder
+    from voxclone.cloning.texts import EVAL
+
+    builder = VoiceBuilder(tts, "en-us")
+    dirs, _ = builder._basis()
+    person = tts._stock()["af_sarah"] + (1.2 * dirs[1] - 0.8 * dirs[3]).reshape(1, 1, 256)
+    enc = shared_encoder()
+    recordings = builder.listen(person, _texts(20, 4))
+    target = Target(centroid(np.stack(recordings)))
+    start = builder.instant(target)
+    fitted = builder.best(target, start, seed=1, budget_s=100)
+    assert fitted.log[-1]["step"] >= 2
+    eval_ref = centroid(np.stack(builder.listen(person, EVAL)))
+    before = np.mean([e @ eval_ref for e in builder.listen(start.pack, EVAL, start.speed, start.pitch)])
+    after = np.mean([e @ eval_ref for e in builder.listen(fitted.pack, EVAL, fitted.speed, fitted.pitch)])
+    assert after > before, (before, after, fitted.log)
+    assert enc is builder.encoder
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda d, tts: sf.write(d / "quiet.wav", np.zeros(48_000, np.float32), 24_000), "no usable speech"),
+        (
+            lambda d, tts: tts.save("Hi.", d / "short.wav", voice="bf_emma"),
+            r"only 0\.\d s of speech in the input; a voice needs at least 3 s",
+        ),
+        (lambda d, tts: (d / "broken.wav").write_bytes(b"RIFF\x00\x00junk" * 50), "broken.wav is not audio"),
+        (lambda d, tts: (d / "notes.xyz").write_text("not audio"), "notes.xyz is not audio"),
+    ],
+)
+def test_bad_recordings_store_nothing(tts, tmp_path, make, match):
+    d = tmp_path / "in"
+    d.mkdir()
+    make(d, tts)
+    lib = VoiceLibrary(tmp_path / "lib")
+    with pytest.raises(AudioInputError, match=match):
+        clone("nobody", sorted(d.iterdir()), waiver="test", tts=Voxclone(library=lib), library=lib)
+    assert not lib.root.exists() or not list(lib.root.iterdir())
+
+
+def test_name_and_consent_are_checked_first(tts, speaker_dir, tmp_path):
+    lib = VoiceLibrary(tmp_path / "lib")
+    voxy = Voxclone(library=lib)
+    with pytest.raises(ConsentError, match="consent"):
+        clone("anyone", [speaker_dir], tts=voxy, library=lib)
+    with pytest.raises(ValueError, match="stock voice"):
+        clone("af_heart", [speaker_dir], waiver="x", tts=voxy, library=lib)
+    with pytest.raises(ValueError, match="lowercase"):
+        clone("Bad Name!", [speaker_dir], waiver="x", tts=voxy, library=lib)
+    lib.create("taken", {"name": "taken"}, np.zeros((510, 1, 256), np.float32), np.zeros(256), {})
+    with pytest.raises(VoiceExistsError, match="already exists"):
+        clone("taken", [speaker_dir], waiver="x", tts=voxy, library=lib)
+    assert lib.names() == ["taken"]
+
+
+def test_export_import_tamper_delete(tmp_path):
+    lib = VoiceLibrary(tmp_path / "lib")
+    pack = np.random.default_rng(0).standard_normal((510, 1, 256)).astype(np.float32)
+    clip = np.zeros(24_000, np.float32)
+    lib.create(
+        "alice",
+        {"name": "alice", "language": "en-us"},
+        pack,
+        np.ones(256),
+        {"advice": []},
+        clips=[("c001", clip, 24_000, {"text": "hi", "use": "enroll"})],
+    )
+    exported = lib.export("alice", tmp_path / "alice.voxclone")
+    other = VoiceLibrary(tmp_path / "other")
+    assert other.import_file(exported) == "alice"
+    assert np.array_equal(other.load("alice")[1], pack)
+    assert other.import_file(exported, name="alice2") == "alice2"
+    with pytest.raises(VoiceExistsError):
+        other.import_file(exported)
+    # flip one byte of the style inside the archive: the import must refuse it
+    tampered = tmp_path / "tampered.voxclone"
+    with zipfile.ZipFile(exported) as z, zipfile.ZipFile(tampered, "w") as out:
+        for item in z.infolist():
+            data = z.read(item)
+            if item.filename == "voice/style.npy":
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            out.writestr(item, data)
+    with pytest.raises(LibraryError, match="altered"):
+        other.import_file(tampered, name="evil")
+    assert "evil" not in other.names()
+    removed = lib.delete("alice")
+    assert "style.npy" in removed and "clips/c001.wav" in removed
+    assert not (tmp_path / "lib" / "alice").exists()
+    assert not list((tmp_path / "lib").rglob("*.npy"))  # nothing of the voice remains anywhere
+
+
+def test_prompts_for_voice_banking():
+    en = prompts("en")
+    assert len(en) >= 150 and len(set(en)) == len(en)
+    for lang in ("es", "fr", "it", "pt-br", "hi"):
+        assert len(prompts(lang)) >= 40
+    with pytest.raises(ValueError, match="available"):
+        prompts("xx")
+
+
+def test_cli_clone_show_say_delete(speaker_dir, tmp_path):
+    import subprocess
+    import sys
+
+    def vox(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "voxclone.cli", *args], capture_output=True, text=True, timeout=600
+        )
+
+    r = vox("clone", "cli-voice", str(speaker_dir), "--consent-waiver", "test")
+    assert r.returncode == 0, r.stderr
+    assert "cli-voice" in r.stdout
+    shown = json.loads(vox("voices", "show", "cli-voice").stdout)
+    assert shown["consent"]["kind"] == "waiver"
+    assert vox("say", "Testing my voice.", "-v", "cli-voice", "-o", str(tmp_path / "me.wav")).returncode == 0
+    listed = json.loads(vox("voices", "--json").stdout)
+    assert any(v["name"] == "cli-voice" and v["kind"] == "cloned" for v in listed)
+    r = vox("voices", "delete", "cli-voice", "--yes")
+    assert r.returncode == 0 and "deleted" in r.stdout
+    r = vox("say", "Gone.", "-v", "cli-voice", "-o", str(tmp_path / "gone.wav"))
+    assert r.returncode == 2 and "unknown voice" in r.stderr
