@@ -11,9 +11,10 @@ with the speaker's own recordings.
 * best: CMA-ES on an offset from the instant voice, in the principal directions of the stock
   voices (timbre and prosody halves apart, offsets measured in stock spreads and penalised beyond
   1.5 of them, because far outside the stock cloud speech degrades), plus a pitch offset. Each
-  generation listens to three sentences drawn from a rotating pool (so no sentence is
-  over-fitted); after every generation the current mean is scored on separate selection
-  sentences and the best of those is kept (early stopping). Ctrl-C keeps the best so far.
+  generation listens to two sentences drawn from a rotating pool (so no sentence is over-fitted,
+  and twice as many candidates fit the budget as with three); after every generation the current
+  mean is scored on separate selection sentences and the best of those is kept (early
+  stopping). Ctrl-C keeps the best so far.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class VoiceBuilder:
 
     def __init__(self, tts, lang: str = "en-us", encoder: SpeakerEncoder | None = None):
         self.tts = tts
-        self.lang = lang
+        self.lang = lang  # what the voice will speak: the candidates and the sentences it is fitted on
+        self.fit_texts, self.select_texts = texts_for(lang)
         self.encoder = encoder or shared_encoder()
         self.profiles = load_profiles()
         self.evaluations = 0
@@ -113,7 +115,7 @@ class VoiceBuilder:
             rows = min(len(stock[p.names[i]]) for i in order)
             mix = blend([stock[p.names[i]][:rows] for i in order], list(weights))
             options.append(({p.names[i]: round(float(w), 3) for i, w in zip(order, weights, strict=True)}, mix))
-        texts = SELECT[:2]
+        texts = self.select_texts[:2]
         best: Built | None = None
         log = []
         for base, pack in options:
@@ -132,12 +134,12 @@ class VoiceBuilder:
         return best
 
     # ----------------------------------------------------------------- best
-    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
+    def _basis(self, timbre: int = 10, prosody: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """Principal directions of the stock styles, each half apart, scaled to one stock spread."""
         stock = self._stock()
         means = np.stack([stock[n][10:150].mean(axis=(0, 1)) for n in sorted(stock)])  # (n, 256)
         dirs = []
-        for lo, hi, k in ((0, 128, 10), (128, 256, 4)):
+        for lo, hi, k in ((0, 128, timbre), (128, 256, prosody)):
             x = means[:, lo:hi] - means[:, lo:hi].mean(axis=0)
             _, s, vt = np.linalg.svd(x, full_matrices=False)
             std = s / math.sqrt(max(1, len(x) - 1))
@@ -145,7 +147,7 @@ class VoiceBuilder:
                 d = np.zeros(256, np.float32)
                 d[lo:hi] = vt[j] * std[j]
                 dirs.append(d)
-        return np.stack(dirs), np.array([0] * 10 + [1] * 4)
+        return np.stack(dirs), np.array([0] * timbre + [1] * prosody)
 
     def best(
         self,
@@ -154,13 +156,17 @@ class VoiceBuilder:
         seed: int = 0,
         budget_s: float = 240.0,
         max_evals: int | None = None,
-        texts_per_eval: int = 3,
+        texts_per_eval: int = 2,
+        timbre: int = 10,
+        prosody: int = 4,
+        spread_limit: float = SPREAD_LIMIT,
+        popsize: int | None = None,
         progress: Callable[[dict], None] | None = None,
     ) -> Built:
         import cma
 
         t0 = time.perf_counter()
-        dirs, _ = self._basis()
+        dirs, _ = self._basis(timbre, prosody)
         dim = len(dirs) + 1  # + pitch offset (1 unit = 2 semitones)
         rng = np.random.default_rng(seed)
 
@@ -169,13 +175,15 @@ class VoiceBuilder:
             return start.pack + delta, _clamp(start.pitch + 2.0 * float(z[-1]), -6, 6)
 
         def penalty(z: np.ndarray) -> float:
-            return 0.5 * max(0.0, float(np.linalg.norm(z[:-1])) - SPREAD_LIMIT) ** 2 + 0.05 * float(z[-1]) ** 2
+            return 0.5 * max(0.0, float(np.linalg.norm(z[:-1])) - spread_limit) ** 2 + 0.05 * float(z[-1]) ** 2
 
         best = Built(start.pack, start.speed, start.pitch, dict(start.base), start.similarity)
-        best.similarity = self.similarity(target, start.pack, SELECT, start.speed, start.pitch)
+        best.similarity = self.similarity(target, start.pack, self.select_texts, start.speed, start.pitch)
         log: list[dict] = [{"step": 0, "select": round(best.similarity, 4), "note": "instant voice"}]
         es = cma.CMAEvolutionStrategy(
-            np.zeros(dim), 0.4, {"seed": seed + 1, "bounds": [-3, 3], "verbose": -9, "CMA_diagonal": False}
+            np.zeros(dim),
+            0.4,
+            {"seed": seed + 1, "bounds": [-3, 3], "verbose": -9, **({"popsize": popsize} if popsize else {})},
         )
         stopped = "budget"
         step = 0
@@ -186,7 +194,7 @@ class VoiceBuilder:
                     break  # another generation would overrun the budget
                 step += 1
                 g0 = time.perf_counter()
-                texts = list(rng.choice(FIT, size=texts_per_eval, replace=False))
+                texts = list(rng.choice(self.fit_texts, size=texts_per_eval, replace=False))
                 zs = es.ask()
                 losses = []
                 fit_sims = []
@@ -197,7 +205,7 @@ class VoiceBuilder:
                     losses.append(-sim + penalty(z))
                 es.tell(zs, losses)
                 pack, pitch = decode(es.mean)
-                sel = self.similarity(target, pack, SELECT, start.speed, pitch)
+                sel = self.similarity(target, pack, self.select_texts, start.speed, pitch)
                 entry = {
                     "step": step,
                     "evaluations": self.evaluations,
@@ -227,6 +235,19 @@ class VoiceBuilder:
         best.seconds = time.perf_counter() - t0
         best.stopped = stopped
         return best
+
+
+def texts_for(lang: str) -> tuple[list[str], list[str]]:
+    """(fitting, selection) sentences in a language: the English pools, else voice-banking prompts."""
+    if lang.startswith("en"):
+        return FIT, SELECT
+    from .texts import prompts
+
+    try:
+        lines = [p for p in prompts(lang) if 5 <= len(p.split()) <= 12]
+    except ValueError:
+        return FIT, SELECT
+    return lines[:12], lines[12:16]
 
 
 def target_from(collection, g2p=None) -> Target:
