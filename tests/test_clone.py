@@ -66,10 +66,16 @@ def test_report_flags_planted_problems(planted):
     assert all(len(s["sha256"]) == 64 for s in col.report["sources"])
 
 
-def test_instant_clone_is_stored_and_speaks(tts, speaker_dir, tmp_path):
-    lib = VoiceLibrary(tmp_path / "lib")
+@pytest.fixture(scope="module")
+def instant_voice(tts, speaker_dir, tmp_path_factory):
+    lib = VoiceLibrary(tmp_path_factory.mktemp("lib"))
     voxy = Voxclone(library=lib)
     record = clone("emma-like", [speaker_dir], waiver="test stand-in", tts=voxy, library=lib)
+    return lib, voxy, record
+
+
+def test_instant_clone_is_stored_and_speaks(instant_voice):
+    lib, voxy, record = instant_voice
     assert max(record["base"], key=record["base"].get) == "bf_emma"
     assert record["consent"]["kind"] == "waiver" and record["consent"]["reason"] == "test stand-in"
     assert record["build"]["seconds"] < 10
@@ -82,6 +88,17 @@ def test_instant_clone_is_stored_and_speaks(tts, speaker_dir, tmp_path):
     assert audio.duration > 1
     assert ("emma-like", "cloned") in {(v.name, v.kind) for v in voxy.voices()}
     assert not [p for p in lib.root.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_eval_scores_against_real_clips_beside_stock(instant_voice):
+    from voxclone.cloning.evaluate import evaluate
+
+    lib, voxy, _ = instant_voice
+    result = evaluate("emma-like", tts=voxy, library=lib, with_wer=False)
+    assert result["best_stock"] == "bf_emma"  # the stand-in speaker is that stock voice
+    assert 0.8 < result["similarity_resemblyzer"] <= 1.0
+    assert abs(result["similarity_resemblyzer"] - result["stock_similarity_resemblyzer"]) < 0.05
+    assert "note" in result  # four files are too few to hold clips out: said, not hidden
 
 
 def test_best_fit_ends_closer_than_its_start(tts, tmp_path):
@@ -209,3 +226,18 @@ def test_cli_clone_show_say_delete(speaker_dir, tmp_path):
     assert r.returncode == 0 and "deleted" in r.stdout
     r = vox("say", "Gone.", "-v", "cli-voice", "-o", str(tmp_path / "gone.wav"))
     assert r.returncode == 2 and "unknown voice" in r.stderr
+
+
+def test_demo_clones_a_public_recording_and_speaks(tmp_path):
+    """The README's main job, end to end: Debian's Asterisk prompts -> instant voice -> English."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo.wav"
+    r = subprocess.run(
+        [sys.executable, "-m", "voxclone.cli", "demo", "-o", str(out)], capture_output=True, text=True, timeout=900
+    )
+    assert r.returncode == 0, r.stderr
+    data, rate = sf.read(out)
+    assert rate == 24_000 and len(data) / rate > 3
+    assert "demo-it-carlo" in r.stdout

@@ -374,6 +374,52 @@ def voices_import(
 
 
 @app.command()
+def demo(
+    speaker: str = typer.Option("it-carlo", "--speaker", help="A development speaker (see `voxclone bench clone`)."),
+    output: Path = typer.Option(Path("demo.wav"), "-o", "--output"),
+    text: str = typer.Option(
+        "Hello! This voice was cloned offline, on this computer, from twenty seconds of recordings.", "--text"
+    ),
+) -> None:
+    """Clone a demo voice from a public recording (Debian's Asterisk prompts) and speak with it."""
+    import soundfile as sf
+
+    from .api import Voxclone
+    from .bench import devdata
+    from .cloning.clone import clone as run_clone
+
+    name = f"demo-{speaker}"
+    try:
+        tts = Voxclone()
+        if not tts.library.exists(name):
+            typer.echo(
+                f"fetching the {speaker} recordings (Debian package {devdata.SPEAKERS[speaker].package}) ...", err=True
+            )
+            enroll, _ = devdata.split(speaker, enroll_seconds=20.0)
+            folder = devdata.cache_dir() / "demo-input" / speaker
+            folder.mkdir(parents=True, exist_ok=True)
+            for c in enroll:
+                sf.write(folder / f"{c.path.stem}.wav", devdata.load(c, 16000), 16000)
+            record = run_clone(
+                name,
+                [folder],
+                waiver=f"demo: public Asterisk prompt recordings ({devdata.SPEAKERS[speaker].package})",
+                lang="en-us",
+                tts=tts,
+                progress=lambda m: typer.echo(m, err=True),
+            )
+            typer.echo(
+                f"cloned {name!r} from {record['clean_speech_s']:.0f} s in {record['build']['seconds']:.1f} s", err=True
+            )
+        duration = tts.save(text, output, voice=name)
+    except (VoxcloneError, ValueError, OSError, KeyError) as e:
+        _fail(e)
+    typer.echo(
+        f"wrote {output} ({duration:.1f} s) in the voice {name!r}; `voxclone voices show {name}` tells how it was made"
+    )
+
+
+@app.command()
 def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every asset even if already built.")) -> None:
     """Assemble and verify the model files (runs automatically on first use)."""
     from .engine import assets

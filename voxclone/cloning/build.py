@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.voices import blend, describe
-from .quality import median_f0
+from .quality import median_f0, through_channel
 from .speaker import SpeakerEncoder, shared_encoder
 from .stock import load_profiles
 from .texts import FIT, SELECT
@@ -43,6 +43,7 @@ class Target:
     embedding: np.ndarray
     f0_hz: float = 0.0
     rate: float = 0.0
+    channel_hz: int = 0  # the recordings' band limit, imitated when listening (0: full band)
 
 
 @dataclass
@@ -70,20 +71,24 @@ class VoiceBuilder:
         self.evaluations = 0
 
     # ----------------------------------------------------------------- listening
-    def listen(self, pack: np.ndarray, texts: list[str], speed: float = 1.0, pitch: float = 0.0) -> list[np.ndarray]:
-        """Embeddings of the style speaking each text."""
+    def listen(
+        self, pack: np.ndarray, texts: list[str], speed: float = 1.0, pitch: float = 0.0, channel_hz: int = 0
+    ) -> list[np.ndarray]:
+        """Embeddings of the style speaking each text (through the speaker's channel, if any)."""
         self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting")
         out = []
         for text in texts:
             audio = self.tts.speak(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
-            out.append(self.encoder.embed(audio.samples, audio.sample_rate))
+            x = through_channel(audio.samples, audio.sample_rate, channel_hz)
+            out.append(self.encoder.embed(x, audio.sample_rate))
         self.evaluations += 1
         return out
 
     def similarity(
         self, target: Target, pack: np.ndarray, texts: list[str], speed: float = 1.0, pitch: float = 0.0
     ) -> float:
-        return float(np.mean([e @ target.embedding for e in self.listen(pack, texts, speed, pitch)]))
+        embs = self.listen(pack, texts, speed, pitch, target.channel_hz)
+        return float(np.mean([e @ target.embedding for e in embs]))
 
     def _candidates(self) -> list[int]:
         langs = {"en-us", "en-gb"} if self.lang.startswith("en") else {self.lang}
@@ -102,7 +107,7 @@ class VoiceBuilder:
         t0 = time.perf_counter()
         p = self.profiles
         idx = self._candidates()
-        sims = p.embeddings[idx] @ target.embedding
+        sims = p.embeddings_for(target.channel_hz)[idx] @ target.embedding
         if target.f0_hz > 0:
             sims = sims - 0.15 * np.abs(np.log(np.maximum(p.f0_hz[idx], 1) / target.f0_hz))
         order = [idx[i] for i in np.argsort(-sims)[:3]]
@@ -259,7 +264,7 @@ def target_from(collection, g2p=None) -> Target:
         phonemes = sum(len(g2p(c.text).replace(" ", "")) for c in clips if c.text.strip())
         seconds = sum(c.duration for c in clips if c.text.strip())
         rate = phonemes / seconds if seconds else 0.0
-    return Target(collection.embedding, float(np.median(f0s)) if f0s else 0.0, rate)
+    return Target(collection.embedding, float(np.median(f0s)) if f0s else 0.0, rate, collection.channel_hz)
 
 
 def measure_f0(audio) -> float:

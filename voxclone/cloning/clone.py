@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..audio import read_audio
-from ..errors import AudioInputError, LanguageError, VoxcloneError
+from ..errors import AudioInputError, VoiceExistsError, VoxcloneError
 from ..text.g2p import LANGUAGES, resolve_language
 from .build import Built, VoiceBuilder, target_from
 from .collect import CLIP_RATE, Collection, collect
@@ -89,20 +89,17 @@ def clone(
     stock = frozenset(tts._stock())
     check_name(name, stock)
     if library.exists(name):
-        from ..errors import VoiceExistsError
-
         raise VoiceExistsError(f"a voice named {name!r} already exists; pick another name or delete it first")
     if lang is not None:
-        try:
-            resolve_language(lang)
-        except LanguageError:
-            raise
+        resolve_language(lang)  # an unknown language fails before any work
     record_consent, consent_path = consent_record(consent, waiver)
     paths = list(inputs)
     if consent_path is not None and any(Path(p).resolve() == consent_path.resolve() for p in paths):
         raise ConsentError("the consent recording must not also be a training recording")
 
     col: Collection = collect(paths, language=None, progress=say)
+    if not col.enroll:
+        raise AudioInputError("no clips left for enrolment after holding some out")
     speak_lang = speaking_language(lang, col.language)
     say(f"building ({quality}) for {speak_lang}")
     builder = VoiceBuilder(tts, speak_lang)
@@ -111,8 +108,6 @@ def clone(
     instant_similarity = built.similarity
     if quality == "best":
         built = builder.best(target, built, seed=seed, budget_s=budget_s, max_evals=max_evals, progress=fit_progress)
-    if not len(col.enroll):
-        raise AudioInputError("no clips left for enrolment")
     record = {
         "name": name,
         "language": speak_lang,
@@ -134,7 +129,11 @@ def clone(
         "consent": record_consent,
         "sources": col.sources,
         "clean_speech_s": col.report["clean_speech_s"],
-        "target": {"f0_hz": round(target.f0_hz, 1), "phonemes_per_s": round(target.rate, 2)},
+        "target": {
+            "f0_hz": round(target.f0_hz, 1),
+            "phonemes_per_s": round(target.rate, 2),
+            "channel_hz": target.channel_hz,
+        },
     }
     clips = [
         (c.id, c.samples, CLIP_RATE, {"source": c.source, "text": c.text, "use": c.use, "seconds": c.duration})

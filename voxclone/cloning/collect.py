@@ -87,6 +87,7 @@ class Collection:
     language: str
     embedding: np.ndarray
     report: dict
+    channel_hz: int = 0  # 4000 when the recordings are telephone-band (see quality.channel_of)
 
     @property
     def enroll(self) -> list[Clip]:
@@ -141,6 +142,7 @@ def collect(
                 "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
                 "seconds": round(len(raw) / rate, 2),
                 "sample_rate": rate,
+                "bandwidth_hz": round(min(rate / 2, quality.bandwidth_hz(raw, rate))),
             }
         )
         if len(raw) < int(0.1 * rate) or float(np.max(np.abs(raw))) < 1e-4:
@@ -214,8 +216,16 @@ def collect(
             heard = [c.language for c in usable if c.language]
             lang = max(set(heard), key=heard.count) if heard else ""
     embedding = centroid(np.stack([_emb(c) for c in usable if c.use == "enroll"] or [_emb(usable[0])]))
+    used = {c.source for c in usable}
+    channel = quality.channel_of([s["bandwidth_hz"] for s in sources if s["file"] in used])
+    if channel:
+        notes.append(
+            f"the recordings are telephone quality (about {channel / 1000:.0f} kHz wide): the voice is matched through "
+            "the same band, and a full-band microphone recording would make a better one"
+        )
     report = make_report(clips, sources, notes, lang)
-    return Collection(clips, sources, lang, embedding, report)
+    report["channel_hz"] = channel
+    return Collection(clips, sources, lang, embedding, report, channel)
 
 
 def _flags(c: Clip) -> list[str]:

@@ -2,7 +2,8 @@
 
 Reference: the centroid of the speaker's held-out clips (kept aside at collection, never used to
 build). The ceiling is how close those real clips are to each other (leave-one-out); a voice
-scores the mean similarity of its EVAL sentences to the reference. The best stock voice (the
+scores the mean similarity of its EVAL sentences to the reference, heard through the same band
+limit as the speaker's recordings when those were telephone-quality. The best stock voice (the
 closest of the five stock voices nearest the speaker) is scored the same way beside it.
 """
 
@@ -27,15 +28,25 @@ def reference_and_ceiling(embeddings: np.ndarray) -> tuple[np.ndarray, float]:
     return ref, float(np.mean(loo))
 
 
-def score_voice(tts, voice: str, texts: list[str], encoders: dict, asr=None, lang: str = "en-us") -> dict:
-    """Similarity per encoder (``{name: (embed, reference)}``) and, with ``asr``, English WER."""
+def score_voice(
+    tts, voice: str, texts: list[str], encoders: dict, asr=None, lang: str = "en-us", channel_hz: int = 0
+) -> dict:
+    """Similarity per encoder (``{name: (embed, reference)}``) and, with ``asr``, English WER.
+
+    With ``channel_hz`` the speech is heard through the speaker's band limit first, as their own
+    recordings were (``similarity_*``), and as synthesised (``similarity_*_raw``).
+    """
     from ..transcribe import word_errors
+    from .quality import through_channel
 
     out: dict = {}
     audios: list[Audio] = [tts.speak(t, voice=voice, lang=lang) for t in texts]
     for name, (enc, ref) in encoders.items():
-        embs = np.stack([enc(a.samples, a.sample_rate) for a in audios])
+        embs = np.stack([enc(through_channel(a.samples, a.sample_rate, channel_hz), a.sample_rate) for a in audios])
         out[f"similarity_{name}"] = round(float(np.mean(embs @ ref)), 4)
+        if channel_hz:
+            raw = np.stack([enc(a.samples, a.sample_rate) for a in audios])
+            out[f"similarity_{name}_raw"] = round(float(np.mean(raw @ ref)), 4)
     if asr is not None:
         errors = words = 0
         for t, a in zip(texts, audios, strict=True):
@@ -77,19 +88,22 @@ def evaluate(name: str, tts=None, library: VoiceLibrary | None = None, with_wer:
 
         asr = Transcriber()
     encoders = {"resemblyzer": (enc.embed, ref)}
+    channel = int(record.get("target", {}).get("channel_hz", 0))
     result = {"voice": name, "quality": record.get("quality"), "heldout_clips": len(held), "ceiling": round(ceiling, 4)}
-    result.update(score_voice(tts, name, EVAL, encoders, asr))
+    if channel:
+        result["channel_hz"] = channel
+    result.update(score_voice(tts, name, EVAL, encoders, asr, channel_hz=channel))
     profiles = load_profiles()
     enrolled = np.load(folder / "embedding.npy")
     english = [i for i, n in enumerate(profiles.names) if n[:1] in "ab"]
-    top = sorted(english, key=lambda i: -float(profiles.embeddings[i] @ enrolled))[:5]
+    top = sorted(english, key=lambda i: -float(profiles.embeddings_for(channel)[i] @ enrolled))[:5]
     best_stock, best_score = None, None
     for i in top:
-        s = score_voice(tts, profiles.names[i], EVAL, encoders)
+        s = score_voice(tts, profiles.names[i], EVAL, encoders, channel_hz=channel)
         if best_score is None or s["similarity_resemblyzer"] > best_score["similarity_resemblyzer"]:
             best_stock, best_score = profiles.names[i], s
     if asr is not None:
-        best_score = score_voice(tts, best_stock, EVAL, encoders, asr)
+        best_score = score_voice(tts, best_stock, EVAL, encoders, asr, channel_hz=channel)
     result["best_stock"] = best_stock
     result.update({f"stock_{k}": v for k, v in best_score.items()})
     if note:

@@ -122,3 +122,48 @@ def median_f0(x: np.ndarray, rate: int) -> float:
     f0 = pyworld.stonemask(xd, f0, t, rate)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) >= 5 else 0.0
+
+
+TELEPHONE_HZ = 4000
+FULL_BAND = 0  # no channel to imitate
+
+
+def bandwidth_hz(x: np.ndarray, rate: int) -> float:
+    """Highest frequency with energy within 40 dB of the long-term spectrum's peak (100 Hz bins)."""
+    n = min(len(x), rate)
+    if n < rate // 10:
+        return rate / 2
+    frames = [x[i : i + n] for i in range(0, len(x) - n + 1, n)] or [x[:n]]
+    spec = np.mean([np.abs(np.fft.rfft(f * np.hanning(len(f)))) ** 2 for f in frames], axis=0)
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    bins = np.arange(0, rate / 2 + 100, 100)
+    level = np.array(
+        [
+            spec[(freqs >= lo) & (freqs < lo + 100)].mean() if ((freqs >= lo) & (freqs < lo + 100)).any() else 0
+            for lo in bins[:-1]
+        ]
+    )
+    db_level = 10 * np.log10(level + 1e-20)
+    above = np.flatnonzero(db_level > db_level.max() - 40)
+    return float(bins[above[-1] + 1]) if len(above) else rate / 2
+
+
+def channel_of(bandwidths: list[float]) -> int:
+    """The channel a speaker's recordings went through: telephone band (4 kHz) or full band (0).
+
+    Speaker encoders hear bandwidth as strongly as identity: comparing full-band synthesis with
+    telephone recordings mostly measures the telephone. Wider codecs (G.722's 7 kHz) barely matter
+    to encoders that work at 16 kHz, so only the telephone band is imitated.
+    """
+    if not bandwidths:
+        return FULL_BAND
+    return TELEPHONE_HZ if float(np.median(bandwidths)) < TELEPHONE_HZ + 600 else FULL_BAND
+
+
+def through_channel(x: np.ndarray, rate: int, channel_hz: int) -> np.ndarray:
+    """``x`` as heard through a band limit of ``channel_hz`` (0: unchanged)."""
+    if not channel_hz or channel_hz * 2 >= rate:
+        return x
+    from ..audio import resample
+
+    return resample(resample(np.asarray(x, np.float32), rate, 2 * channel_hz), 2 * channel_hz, rate)
