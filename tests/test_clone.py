@@ -230,14 +230,21 @@ def test_cli_clone_show_say_delete(speaker_dir, tmp_path):
 
 def test_demo_clones_a_public_recording_and_speaks(tmp_path):
     """The README's main job, end to end: Debian's Asterisk prompts -> instant voice -> English."""
+    import os
     import subprocess
     import sys
 
     out = tmp_path / "demo.wav"
+    env = {**os.environ, "VOXCLONE_LIBRARY": str(tmp_path / "library")}
     r = subprocess.run(
-        [sys.executable, "-m", "voxclone.cli", "demo", "-o", str(out)], capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "voxclone.cli", "demo", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     data, rate = sf.read(out)
     assert rate == 24_000 and len(data) / rate > 3
     assert "demo-it-carlo" in r.stdout
+    assert (tmp_path / "library" / "demo-it-carlo" / "voice.json").is_file()

@@ -212,8 +212,11 @@ def test_failure_midway_keeps_the_old_file_and_leaves_no_partial(tts, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
 
 
-def test_user_model_and_voice_paths(tmp_path):
+def test_user_model_and_voice_paths(tmp_path, monkeypatch):
     from voxclone.engine import assets
+
+    # only the given folder: no cloned voices from an earlier test's library
+    monkeypatch.setenv("VOXCLONE_LIBRARY", str(tmp_path / "empty-library"))
 
     packs, _ = assets.load_voice_packs()
     np.save(tmp_path / "mine.npy", packs["af_heart"])
