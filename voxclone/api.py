@@ -25,6 +25,10 @@ from .engine import assets
 from .engine.kokoro import SAMPLE_RATE, KokoroEngine
 from .engine.voices import DEFAULT_VOICE, VoiceInfo, blend, describe, style_for
 from .errors import TextError, VoiceNotFoundError
+from .safeguards import metadata
+from .safeguards.audit import AuditLog, text_hash
+from .safeguards.watermark import Watermarker
+from .safeguards.watermark import shared as shared_watermarker
 from .text import chunk
 from .text.g2p import G2P, load_lexicon, resolve_language
 
@@ -35,6 +39,16 @@ MAX_TEXT_CHARS = 500_000  # ~80,000 words, ~9 hours of speech
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _TRIM_DB = -50.0
 _EDGE = int(0.03 * SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class _Voice:
+    pack: np.ndarray
+    language: str
+    speed: float = 1.0  # a cloned voice carries its speaker's rate and pitch
+    pitch: float = 0.0
+    voice_id: str | None = None
+    waiver: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +78,14 @@ class SpeechSettings:
 
 
 class Voxclone:
-    """Text to speech with stock Kokoro voices (and, later, cloned ones). Thread-safe.
+    """Text to speech with stock and cloned voices. Thread-safe.
 
     ``model`` and ``voices`` accept a local path, an ``https://`` or ``hf://`` URL, or None for
     the packaged defaults. The model loads on first use (or call :meth:`load`).
+
+    Every audio it returns carries the Perth watermark and "synthetic speech" labels, and each
+    piece of speech is entered in the audit log. ``watermark=False`` is the only way around the
+    mark; it is logged (warning and audit entry) and meant for research on the watermark itself.
     """
 
     def __init__(
@@ -80,6 +98,8 @@ class Voxclone:
         threads: int | None = None,
         optimize: bool = True,
         library: str | os.PathLike | VoiceLibrary | None = None,
+        watermark: bool = True,
+        watermarker: Watermarker | None = None,
     ):
         self.settings = (settings or SpeechSettings()).validated()
         self._model_spec, self._voices_spec = model, voices
@@ -93,13 +113,27 @@ class Voxclone:
         self._g2p: dict[str, G2P] = {}
         self._vocab: dict[str, int] | None = None
         self._lock = threading.Lock()
+        self.audit: AuditLog = self.library.audit
+        self.watermark = bool(watermark)
+        self._watermarker = watermarker
+        if not self.watermark:
+            log.warning("watermarking is OFF for this Voxclone instance: its audio cannot be detected as synthetic")
+            self.audit.append("watermark_disabled", pid=os.getpid())
 
     # ------------------------------------------------------------------ loading
     def load(self) -> Voxclone:
-        """Assemble/verify assets and load the model now instead of on first use."""
+        """Assemble/verify assets and load the model (and watermarker) now instead of on first use."""
         self.engine  # noqa: B018
         self._stock()
+        if self.watermark:
+            self.watermarker.load()
         return self
+
+    @property
+    def watermarker(self) -> Watermarker:
+        if self._watermarker is None:
+            self._watermarker = shared_watermarker()
+        return self._watermarker
 
     @property
     def engine(self) -> KokoroEngine:
@@ -155,21 +189,26 @@ class Voxclone:
 
     def voice_pack(self, voice: str) -> tuple[np.ndarray, str]:
         """The style pack and language of a voice name, or of a mix ``"af_heart:0.7,af_bella:0.3"``."""
-        return self._voice(voice)[:2]
+        v = self._voice(voice)
+        return v.pack, v.language
 
-    def _voice(self, voice: str) -> tuple[np.ndarray, str, float, float]:
-        """(pack, language, speed factor, pitch offset) of a stock, cloned, added or mixed voice."""
+    def _voice(self, voice: str) -> _Voice:
+        """A stock, cloned, added or mixed voice by name."""
         if voice in self._custom:
             pack, info = self._custom[voice]
-            return pack, info.language, 1.0, 0.0
+            return _Voice(pack, info.language)
         stock = self._stock()
         if voice not in stock and "," not in voice and ":" not in voice and self.library.exists(voice):
+            self.library.usable(voice)
             record, pack = self.library.load(voice)
-            return (
+            consent = record.get("consent") or {}
+            return _Voice(
                 pack,
                 record.get("language", "en-us"),
                 float(record.get("speed", 1.0)),
                 float(record.get("pitch", 0.0)),
+                voice_id=self.library.voice_id(voice),
+                waiver=consent.get("reason") if consent.get("kind") == "waiver" else None,
             )
         parts = [p.strip() for p in voice.split(",") if p.strip()]
         names, weights = [], []
@@ -189,9 +228,9 @@ class Voxclone:
         packs = [self._custom[n][0] if n in self._custom else stock[n] for n in names]
         lang = self._custom[names[0]][1].language if names[0] in self._custom else describe(names[0]).language
         if len(packs) == 1:
-            return packs[0], lang, 1.0, 0.0
+            return _Voice(packs[0], lang)
         rows = min(len(p) for p in packs)
-        return blend([p[:rows] for p in packs], weights), lang, 1.0, 0.0
+        return _Voice(blend([p[:rows] for p in packs], weights), lang)
 
     # ------------------------------------------------------------------ speaking
     def _resolve(self, settings: SpeechSettings | None, overrides: dict) -> SpeechSettings:
@@ -214,16 +253,50 @@ class Voxclone:
 
         With ``fast_start`` a long first sentence is cut at its first phrase so audio starts
         sooner; with ``fast_start=False`` the pieces join into exactly :meth:`speak`'s audio.
-        ``progress(done_chars, total_chars)`` is called after each piece.
+        ``progress(done_chars, total_chars)`` is called after each piece. Each piece is
+        watermarked; the whole is entered in the audit log when the stream ends.
         """
         s = self._resolve(settings, overrides)
-        pack, voice_lang, speed_factor, pitch_offset = self._voice(s.voice)
-        g2p = self._g2p_for(resolve_language(s.lang or voice_lang).code)
+        voice = self._voice(s.voice)
+        tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
+        seconds = 0.0
+        try:
+            for piece in self._pieces(text, s, voice, fast_start, progress):
+                if self.watermark:
+                    piece.samples = self.watermarker.embed(piece.samples, piece.sample_rate)
+                piece.tags = dict(tags)
+                seconds += piece.duration
+                yield piece
+        finally:
+            if seconds:
+                self.audit.append(
+                    "speech_generated",
+                    voice.voice_id,
+                    voice=s.voice if voice.voice_id is None else None,
+                    text_sha256=text_hash(text),
+                    seconds=round(seconds, 2),
+                    watermarked=self.watermark,
+                )
+
+    def _render(self, text: str, settings: SpeechSettings | None = None, **overrides) -> Audio:
+        """Unmarked, unlogged speech for use inside this process only (fitting and scoring voices)."""
+        s = self._resolve(settings, overrides)
+        parts = list(self._pieces(text, s, self._voice(s.voice), False, None))
+        return Audio(np.concatenate([p.samples for p in parts]), s.sample_rate, text)
+
+    def _pieces(
+        self,
+        text: str,
+        s: SpeechSettings,
+        voice: _Voice,
+        fast_start: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> Iterator[Audio]:
+        g2p = self._g2p_for(resolve_language(s.lang or voice.language).code)
         prepared = self._prepare(text, g2p, MAX_TEXT_CHARS)
         engine = self.engine
-        # a cloned voice carries the speaker's rate and pitch; the settings adjust from there
-        speed = min(2.0, max(0.5, s.speed * speed_factor))
-        f0_scale = float(2.0 ** ((s.pitch + pitch_offset) / 12.0))
+        speed = min(2.0, max(0.5, s.speed * voice.speed))
+        f0_scale = float(2.0 ** ((s.pitch + voice.pitch) / 12.0))
         total, done = len(prepared.text), 0
 
         def phonemize(piece: str) -> str:
@@ -234,7 +307,7 @@ class Voxclone:
             tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
             if not tokens:
                 continue
-            wave = engine.infer(tokens, style_for(pack, len(tokens)), speed=speed, f0_scale=f0_scale)
+            wave = engine.infer(tokens, style_for(voice.pack, len(tokens)), speed=speed, f0_scale=f0_scale)
             wave = _trim(wave)
             pause = np.zeros(int(round(piece.pause / speed * SAMPLE_RATE)), np.float32)
             samples = np.concatenate([wave, pause])
@@ -256,7 +329,7 @@ class Voxclone:
             )
         s = self._resolve(settings, overrides)
         parts = list(self.stream(text, s, fast_start=False))
-        return Audio(np.concatenate([p.samples for p in parts]), s.sample_rate, text)
+        return Audio(np.concatenate([p.samples for p in parts]), s.sample_rate, text, parts[0].tags)
 
     def save(
         self,
@@ -275,7 +348,8 @@ class Voxclone:
         s = self._resolve(settings, overrides)
         fmt = format_for(path, fmt)
         self._prepare(text, None, MAX_TEXT_CHARS)  # fail on bad text before creating anything
-        with AudioWriter(path, s.sample_rate, fmt) as out:
+        v = self._voice(s.voice)
+        with AudioWriter(path, s.sample_rate, fmt, tags=metadata.tags_for(s.voice, v.voice_id, v.waiver)) as out:
             for piece in self.stream(text, s, fast_start=False, progress=progress):
                 out.write(piece.samples)
             return out.duration

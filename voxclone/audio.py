@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +83,15 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 @dataclass
 class Audio:
-    """Mono float32 samples in [-1, 1] at ``sample_rate``; ``text`` is what they say."""
+    """Mono float32 samples in [-1, 1] at ``sample_rate``; ``text`` is what they say.
+
+    ``tags`` are the labels written into files (voxclone's speech says it is synthetic).
+    """
 
     samples: np.ndarray
     sample_rate: int = 24_000
     text: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -100,20 +104,23 @@ class Audio:
         return cls(samples, rate)
 
     def resample(self, rate: int) -> Audio:
-        return Audio(resample(self.samples, self.sample_rate, rate), rate, self.text)
+        return Audio(resample(self.samples, self.sample_rate, rate), rate, self.text, dict(self.tags))
 
     def to_bytes(self, fmt: str = "wav") -> bytes:
         buf = io.BytesIO()
         container, codec = FORMATS[format_for(None, fmt)]
         import soundfile as sf
 
+        from .safeguards import metadata
+
         with sf.SoundFile(buf, "w", self.sample_rate, 1, format=container, subtype=codec) as f:
+            metadata.apply(f, self.tags)
             f.write(_clip(self.samples))
         return buf.getvalue()
 
     def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
         """Write atomically: a failed write leaves no partial file and keeps any old one."""
-        with AudioWriter(path, self.sample_rate, fmt) as w:
+        with AudioWriter(path, self.sample_rate, fmt, tags=self.tags) as w:
             w.write(self.samples)
         return Path(path)
 
@@ -138,7 +145,9 @@ def _clip(x: np.ndarray) -> np.ndarray:
 class AudioWriter:
     """Stream chunks into an audio file through a temp file renamed into place on success."""
 
-    def __init__(self, path: str | os.PathLike, sample_rate: int, fmt: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike, sample_rate: int, fmt: str | None = None, tags: dict[str, str] | None = None
+    ):
         self.path = Path(path)
         self.format = format_for(self.path, fmt)
         self.sample_rate = sample_rate
@@ -161,6 +170,9 @@ class AudioWriter:
         container, codec = FORMATS[self.format]
         try:
             self._file = sf.SoundFile(tmp, "w", sample_rate, 1, format=container, subtype=codec)
+            from .safeguards import metadata
+
+            metadata.apply(self._file, tags)
         except Exception as e:
             self._tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.path} as {self.format}: {e}") from e

@@ -18,9 +18,11 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Consent-first voice cloning and TTS, offline on a CPU."
 )
 voices_app = typer.Typer(help="List and manage voices.", invoke_without_command=True)
+protect_app = typer.Typer(help="Voices that must never be cloned (operators).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: each prints a table and can write --json PATH.", no_args_is_help=True)
 app.add_typer(voices_app, name="voices")
 app.add_typer(bench_app, name="bench")
+app.add_typer(protect_app, name="protect")
 err = Console(stderr=True)
 out = Console()
 
@@ -374,6 +376,143 @@ def voices_import(
 
 
 @app.command()
+def consent(
+    name: str = typer.Argument(..., help="The voice name the speaker agrees to."),
+    speaker: str | None = typer.Option(None, "--speaker", help="The speaker's full name (default: NAME)."),
+    purpose: str = typer.Option("my own use", "--purpose", help="What the voice is for, e.g. 'voice banking'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statement as JSON."),
+) -> None:
+    """Issue the consent statement (with a one-time code) the speaker must read aloud and record."""
+    from .cloning.library import VoiceLibrary, check_name
+    from .safeguards.consent import VALID_DAYS, ConsentStore
+
+    lib = VoiceLibrary()
+    try:
+        check_name(name)
+        st = ConsentStore(lib.root / ".consent").issue(name, speaker, purpose)
+    except (VoxcloneError, ValueError, OSError) as e:
+        _fail(e)
+    lib.audit.append("consent_statement", None, statement_id=st.id)
+    if as_json:
+        print(json.dumps(st.as_dict(), indent=1, ensure_ascii=False))
+        return
+    typer.echo(st.text)
+    err.print(
+        f"\nRecord the speaker reading this aloud, then: voxclone clone {name} RECORDINGS... --consent FILE\n"
+        f"(the code is good for one voice and {VALID_DAYS} days)"
+    )
+
+
+@app.command()
+def detect(
+    files: list[Path] = typer.Argument(..., help="Audio files to check."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable results."),
+) -> None:
+    """Is this voxclone speech? Exit 0: every file is watermarked; 1: some are not; 2: error."""
+    from .safeguards.detect import detect_file
+
+    results = []
+    for f in files:
+        try:
+            results.append(detect_file(f))
+        except (VoxcloneError, OSError) as e:
+            results.append({"file": str(f), "error": str(e)})
+    if as_json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=1, ensure_ascii=False))
+    else:
+        for r in results:
+            if "error" in r:
+                typer.echo(f"{r['file']}: error: {r['error']}")
+                continue
+            label = "synthetic (voxclone watermark)" if r["watermarked"] else "no voxclone watermark found"
+            extra = "; labels say synthetic" if r["labels_say_synthetic"] else ""
+            typer.echo(f"{r['file']}: {label}, confidence {r['confidence']:.2f}{extra}")
+    if any("error" in r for r in results):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if all(r["watermarked"] for r in results) else 1)
+
+
+@app.command()
+def audit(
+    verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 if tampered."),
+    limit: int = typer.Option(50, "--limit", help="Show the newest N entries (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable entries."),
+) -> None:
+    """Show the audit log (consent, builds, speech, exports, deletions); --verify detects tampering."""
+    from .cloning.library import VoiceLibrary
+
+    log_ = VoiceLibrary().audit
+    try:
+        if verify:
+            v = log_.verify()
+            if v.ok:
+                typer.echo(f"audit log intact: {v.entries} entries, chain verified")
+                return
+            typer.echo(f"audit log TAMPERED: {v.problem}", err=True)
+            raise typer.Exit(1)
+        entries = log_.entries(limit=limit or None)
+    except VoxcloneError as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps([e.as_dict() for e in entries], indent=1, ensure_ascii=False))
+        return
+    table = Table(title=f"audit log ({log_.path})")
+    for col in ("#", "time (UTC)", "event", "voice id", "details"):
+        table.add_column(col)
+    for e in entries:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None)
+        table.add_row(str(e.seq), e.time[:19].replace("T", " "), e.event, e.voice_id or "", details[:80])
+    out.print(table)
+
+
+@protect_app.command("add")
+def protect_add(
+    label: str = typer.Argument(..., help="Who this is (kept only on this machine)."),
+    recordings: list[Path] = typer.Argument(..., help="Reference clips of the protected voice."),
+) -> None:
+    """Refuse any future enrolment that sounds like these recordings."""
+    from .cloning.collect import collect as run_collect
+    from .cloning.library import VoiceLibrary
+    from .safeguards.protected import ProtectedVoices
+
+    lib = VoiceLibrary()
+    try:
+        col = run_collect(recordings, language=None)
+        ProtectedVoices(lib.root / ".protected").add(
+            label, col.embedding, {"clips": len(col.clips), "seconds": col.report.get("clean_speech_s")}
+        )
+    except (VoxcloneError, ValueError, OSError) as e:
+        _fail(e)
+    lib.audit.append("protected_added", None, clips=len(col.clips))
+    typer.echo(f"protected {label!r}: enrolments that sound like it will be refused")
+
+
+@protect_app.command("list")
+def protect_list() -> None:
+    """The protected voices' labels."""
+    from .cloning.library import VoiceLibrary
+    from .safeguards.protected import ProtectedVoices
+
+    for label in ProtectedVoices(VoiceLibrary().root / ".protected").labels():
+        typer.echo(label)
+
+
+@protect_app.command("remove")
+def protect_remove(label: str) -> None:
+    """Stop protecting a voice."""
+    from .cloning.library import VoiceLibrary
+    from .safeguards.protected import ProtectedVoices
+
+    lib = VoiceLibrary()
+    try:
+        ProtectedVoices(lib.root / ".protected").remove(label)
+    except KeyError as e:
+        _fail(e)
+    lib.audit.append("protected_removed", None)
+    typer.echo(f"removed {label!r}")
+
+
+@app.command()
 def demo(
     speaker: str = typer.Option("it-carlo", "--speaker", help="A development speaker (see `voxclone bench clone`)."),
     output: Path = typer.Option(Path("demo.wav"), "-o", "--output"),
@@ -495,6 +634,19 @@ def bench_clone(
     chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
     lv = tuple(x.strip() for x in levels.split(",") if x.strip())
     _report(run(chosen, lv, budget_s=budget, seed=seed, progress=lambda m: err.print(m)), json_path)
+
+
+@bench_app.command("consent")
+def bench_consent(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    speakers: str = typer.Option("", "--speakers", help="Comma-separated devdata speakers (default: all)."),
+    no_clones: bool = typer.Option(False, "--no-clones", help="Skip the cloned-voice acceptance test."),
+) -> None:
+    """Consent voice check on real speakers: EER, false accepts/rejects, clone acceptance."""
+    from .bench.consent import run
+
+    chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
+    _report(run(chosen, clones=not no_clones, progress=lambda m: err.print(m)), json_path)
 
 
 def _report(result: dict, json_path: Path | None) -> None:

@@ -78,7 +78,7 @@ class VoiceBuilder:
         self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting")
         out = []
         for text in texts:
-            audio = self.tts.speak(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
+            audio = self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
             x = through_channel(audio.samples, audio.sample_rate, channel_hz)
             out.append(self.encoder.embed(x, audio.sample_rate))
         self.evaluations += 1

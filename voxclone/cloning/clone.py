@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..audio import read_audio
-from ..errors import AudioInputError, VoiceExistsError, VoxcloneError
+from ..errors import AudioInputError, VoiceExistsError
+from ..safeguards.consent import (
+    ConsentError,
+    ConsentStore,
+    check_recording,
+    file_sha256,
+    speaker_similarity,
+    voice_mismatch,
+)
+from ..safeguards.protected import ProtectedVoiceError, ProtectedVoices
 from ..text.g2p import LANGUAGES, resolve_language
 from .build import Built, VoiceBuilder, target_from
 from .collect import CLIP_RATE, Collection, collect
@@ -18,12 +28,7 @@ QUALITIES = ("instant", "best")
 BUILDER_VERSION = 1
 
 
-class ConsentError(VoxcloneError, ValueError):
-    """No consent recording and no waiver were given, or the consent recording is unusable."""
-
-
-def consent_record(consent: str | Path | None, waiver: str | None) -> tuple[dict, Path | None]:
-    """What is known about consent before anything is built (verification comes with the safeguards)."""
+def consent_inputs(consent: str | Path | None, waiver: str | None) -> None:
     if consent is None and not (waiver or "").strip():
         raise ConsentError(
             "cloning needs the speaker's consent: give --consent RECORDING (the speaker reading the "
@@ -31,22 +36,6 @@ def consent_record(consent: str | Path | None, waiver: str | None) -> tuple[dict
         )
     if consent is not None and (waiver or "").strip():
         raise ConsentError("give either --consent or --consent-waiver, not both")
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    if consent is None:
-        return {"kind": "waiver", "reason": waiver.strip(), "recorded": now}, None
-    path = Path(consent)
-    samples, rate = read_audio(path)  # a consent file must at least be audio
-    if len(samples) < rate:
-        raise ConsentError(f"consent recording {path} is shorter than one second")
-    return {
-        "kind": "recording",
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "seconds": round(len(samples) / rate, 2),
-        "verified": False,
-        "note": "stored; words and voice are checked once consent verification ships",
-        "recorded": now,
-    }, path
 
 
 def speaking_language(requested: str | None, heard: str) -> str:
@@ -74,6 +63,7 @@ def clone(
     library: VoiceLibrary | None = None,
     progress: Callable[[str], None] | None = None,
     fit_progress: Callable[[dict], None] | None = None,
+    transcriber=None,
 ) -> dict:
     """Build voice ``name`` from recordings and store it; return its ``voice.json`` record.
 
@@ -92,14 +82,59 @@ def clone(
         raise VoiceExistsError(f"a voice named {name!r} already exists; pick another name or delete it first")
     if lang is not None:
         resolve_language(lang)  # an unknown language fails before any work
-    record_consent, consent_path = consent_record(consent, waiver)
+    consent_inputs(consent, waiver)
+    audit = tts.audit
     paths = list(inputs)
-    if consent_path is not None and any(Path(p).resolve() == consent_path.resolve() for p in paths):
-        raise ConsentError("the consent recording must not also be a training recording")
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    consent_path = Path(consent) if consent is not None else None
+    if consent_path is not None:
+        if any(Path(p).resolve() == consent_path.resolve() for p in paths):
+            raise ConsentError("the consent recording must not also be a training recording")
+        store = ConsentStore(library.root / ".consent")
+        statement = store.pending(name)
+        c_samples, c_rate = read_audio(consent_path)
+        say("checking the consent recording")
+        check = check_recording(statement, c_samples, c_rate, None, transcriber=transcriber)
+        if not check.ok:
+            audit.append(  # what failed, not what was said: the log keeps nothing personal
+                "consent_failed",
+                None,
+                statement_id=statement.id,
+                code_heard=check.code_heard,
+                statement_wer=round(check.statement_wer, 3),
+                watermarked=check.watermark_confidence >= 0.5,
+            )
+            raise ConsentError("consent not verified: " + "; ".join(check.reasons))
+        record_consent = {
+            "kind": "recording",
+            "file": f"consent{consent_path.suffix.lower()}",
+            "sha256": file_sha256(consent_path),
+            "seconds": round(len(c_samples) / c_rate, 2),
+            "statement_id": statement.id,
+            "statement": statement.text,
+            "recorded": now,
+            **check.as_dict(),
+        }
+    else:
+        record_consent = {"kind": "waiver", "reason": waiver.strip(), "recorded": now}
 
     col: Collection = collect(paths, language=None, progress=say)
     if not col.enroll:
         raise AudioInputError("no clips left for enrolment after holding some out")
+    hit = ProtectedVoices(library.root / ".protected").match(col.embedding)
+    if hit:
+        audit.append("clone_refused", None, protected=hit[0], similarity=round(hit[1], 3))
+        raise ProtectedVoiceError(
+            f"these recordings sound like the protected voice {hit[0]!r} (similarity {hit[1]:.2f}); "
+            "it may not be cloned"
+        )
+    if consent_path is not None:
+        similarity = speaker_similarity(c_samples, c_rate, col.embedding)
+        record_consent["speaker_similarity"] = round(similarity, 4)
+        if problem := voice_mismatch(similarity):
+            audit.append("consent_failed", None, statement_id=statement.id, speaker_similarity=round(similarity, 3))
+            raise ConsentError("consent not verified: " + problem)
+        record_consent["verified"] = True
     speak_lang = speaking_language(lang, col.language)
     say(f"building ({quality}) for {speak_lang}")
     builder = VoiceBuilder(tts, speak_lang)
@@ -109,6 +144,7 @@ def clone(
     if quality == "best":
         built = builder.best(target, built, seed=seed, budget_s=budget_s, max_evals=max_evals, progress=fit_progress)
     record = {
+        "id": uuid.uuid4().hex[:16],
         "name": name,
         "language": speak_lang,
         "recorded_language": col.language,
@@ -141,5 +177,11 @@ def clone(
         if c.use in ("enroll", "heldout")
     ]
     library.create(name, record, built.pack, col.embedding, col.report, clips, built.log, consent_path)
+    if consent_path is not None:
+        store.consume(name)
+        audit.append("consent_verified", record["id"], statement_id=statement.id)
+    else:
+        audit.append("consent_waiver", record["id"], reason_sha256=hashlib.sha256(waiver.strip().encode()).hexdigest())
+    audit.append("voice_built", record["id"], quality=quality, seconds=round(built.seconds, 1))
     say(f"stored voice {name!r}")
     return record

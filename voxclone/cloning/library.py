@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -58,6 +59,26 @@ class VoiceLibrary:
         env = os.environ.get("VOXCLONE_LIBRARY")
         self.root = Path(root) if root else Path(env) if env else home() / "voices"
 
+    @property
+    def audit(self):
+        """The library's audit log (``audit.sqlite`` beside the voices)."""
+        from ..safeguards.audit import AuditLog
+
+        return AuditLog(self.root / "audit.sqlite")
+
+    def usable(self, name: str) -> dict:
+        """The voice's record, if its consent allows use (verified recording or recorded waiver)."""
+        record = self.record(name)
+        consent = record.get("consent") or {}
+        if consent.get("kind") == "waiver" and consent.get("reason"):
+            return record
+        if consent.get("kind") == "recording" and consent.get("verified") is True:
+            return record
+        raise LibraryError(
+            f"voice {name!r} has no verified consent, so it cannot be used; rebuild it with a consent recording "
+            "(`voxclone consent NAME`, then `voxclone clone NAME ... --consent FILE`)"
+        )
+
     def path(self, name: str) -> Path:
         return self.root / name
 
@@ -75,6 +96,13 @@ class VoiceLibrary:
         if not self.exists(name):
             raise VoiceNotFoundError(f"no cloned voice named {name!r}; `voxclone voices` lists them")
         return json.loads((self.path(name) / "voice.json").read_text(encoding="utf-8"))
+
+    def voice_id(self, name: str) -> str:
+        """The voice's random id: what the audit log and output labels name instead of the person."""
+        record = self.record(name)
+        if record.get("id"):
+            return str(record["id"])
+        return hashlib.sha256(f"{name}\n{record.get('created', '')}".encode()).hexdigest()[:16]
 
     def load(self, name: str) -> tuple[dict, np.ndarray]:
         record = self.record(name)
@@ -134,9 +162,11 @@ class VoiceLibrary:
         folder = self.path(name)
         removed = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
         # rename first so the voice disappears in one step even if removal is interrupted
-        doomed = Path(tempfile.mkdtemp(prefix=f".deleting-{name}.", dir=self.root))
-        os.rename(folder, doomed / name)
+        voice_id = self.voice_id(name)
+        doomed = Path(tempfile.mkdtemp(prefix=".deleting.", dir=self.root))
+        os.rename(folder, doomed / "voice")
         shutil.rmtree(doomed)
+        self.audit.append("voice_deleted", voice_id, files_removed=len(removed))  # the tombstone
         return removed
 
     # ------------------------------------------------------------------ portable files
@@ -165,6 +195,7 @@ class VoiceLibrary:
             os.replace(tmp, dest)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        self.audit.append("voice_exported", self.voice_id(name), digest=manifest["digest"], audio=include_audio)
         return dest
 
     def import_file(self, path: str | os.PathLike, name: str | None = None, stock: frozenset[str] = frozenset()) -> str:
@@ -214,6 +245,7 @@ class VoiceLibrary:
                 if pack.ndim != 3 or pack.shape[1:] != (1, 256) or not np.isfinite(pack).all():
                     raise LibraryError(f"{path}: style.npy is not a finite (N, 1, 256) array")
                 record["name"] = name
+                record["imported_from_id"], record["id"] = record.get("id"), uuid.uuid4().hex[:16]
                 (tmp / "voice.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
                 try:
                     os.rename(tmp, self.path(name))
@@ -222,6 +254,7 @@ class VoiceLibrary:
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
+        self.audit.append("voice_imported", record["id"], digest=manifest["digest"])
         return name
 
 

@@ -43,7 +43,7 @@ def measure(tts, voice: str, lang: str = "en-us", pitch: float = 0.0, texts: lis
     g2p = tts._g2p_for(lang)
     embs, phone, f0s, phonemes, seconds = [], [], [], 0, 0.0
     for text in texts or PROFILE_TEXTS:
-        audio = tts.speak(text, voice=voice, lang=lang, pitch=pitch)
+        audio = tts._render(text, voice=voice, lang=lang, pitch=pitch)
         embs.append(enc.embed(audio.samples, audio.sample_rate))
         phone.append(enc.embed(through_channel(audio.samples, audio.sample_rate, TELEPHONE_HZ), audio.sample_rate))
         f0s.append(median_f0(audio.samples, audio.sample_rate))

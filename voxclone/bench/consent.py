@@ -1,0 +1,143 @@
+"""`voxclone bench consent`: is the consent voice check right, and can clones fool a verifier?
+
+Real speakers (devdata): each one's enrolment centroid (~20 s, as `clone` builds it) is tried against
+"consent recordings" made of the speaker's other clips joined to ~8 s (genuine) and of every other
+speaker's (impostors). Reported: the equal-error threshold and rate, and false accepts/rejects at
+the threshold consent uses. Then the authentication risk: instant clones of each speaker speak
+held-out sentences; how often a verifier at the equal-error threshold accepts them as the speaker,
+and how many of those outputs `detect` flags.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..api import Voxclone
+from ..cloning.clone import clone
+from ..cloning.library import VoiceLibrary
+from ..cloning.speaker import centroid, shared_encoder
+from ..cloning.texts import EVAL
+from ..safeguards.consent import SPEAKER_THRESHOLD
+from ..safeguards.watermark import shared as shared_watermarker
+from . import devdata
+
+RATE = 16_000
+
+
+def _trials(clips: list[devdata.Clip], seconds: float, limit: int) -> list[np.ndarray]:
+    out, cur, dur = [], [], 0.0
+    for c in clips:
+        cur.append(devdata.load(c, RATE))
+        dur += c.duration
+        if dur >= seconds:
+            out.append(np.concatenate(cur))
+            cur, dur = [], 0.0
+            if len(out) >= limit:
+                break
+    return out
+
+
+def eer(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """(equal error rate, threshold at which false accepts and false rejects meet)."""
+    best = (1.0, 0.0)
+    for t in np.unique(np.concatenate([genuine, impostor])):
+        far, frr = float(np.mean(impostor >= t)), float(np.mean(genuine < t))
+        gap = abs(far - frr)
+        if gap < best[0]:
+            best, rate = (gap, float(t)), (far + frr) / 2
+    return rate, best[1]
+
+
+def run(
+    speakers: list[str] | None = None,
+    trial_seconds: float = 8.0,
+    trials: int = 12,
+    clones: bool = True,
+    sentences: int = 6,
+    progress=None,
+) -> dict:
+    say = progress or (lambda m: None)
+    speakers = speakers or list(devdata.SPEAKERS)
+    enc = shared_encoder()
+    enrol: dict[str, np.ndarray] = {}
+    tries: dict[str, list[np.ndarray]] = {}
+    enrol_clips: dict[str, list] = {}
+    for spk in speakers:
+        say(f"{spk}: fetching")
+        enroll, held = devdata.split(spk, enroll_seconds=20.0, heldout=8 * trials)
+        enrol_clips[spk] = enroll
+        enrol[spk] = centroid(np.stack([enc.embed(devdata.load(c, RATE), RATE) for c in enroll]))
+        tries[spk] = [enc.embed(x, RATE) for x in _trials(held, trial_seconds, trials)]
+    genuine, impostor, per = [], [], {}
+    for spk in speakers:
+        g = [float(np.dot(e, enrol[spk])) for e in tries[spk]]
+        i = [float(np.dot(e, enrol[spk])) for other in speakers if other != spk for e in tries[other]]
+        genuine += g
+        impostor += i
+        per[spk] = {"trials": len(g), "genuine_mean": round(float(np.mean(g)), 4), "impostor_max": round(max(i), 4)}
+    g, i = np.array(genuine), np.array(impostor)
+    rate, threshold = eer(g, i)
+    at = SPEAKER_THRESHOLD
+    result = {
+        "speakers": per,
+        "genuine_trials": len(g),
+        "impostor_trials": len(i),
+        "trial_seconds": trial_seconds,
+        "eer": round(rate, 4),
+        "eer_threshold": round(threshold, 4),
+        "consent_threshold": at,
+        "far": round(float(np.mean(i >= at)), 4),
+        "frr": round(float(np.mean(g < at)), 4),
+    }
+    if clones:
+        wm = shared_watermarker()
+        accepted = detected = total = 0
+        with tempfile.TemporaryDirectory(prefix="voxclone-bench-") as tmp:
+            lib = VoiceLibrary(Path(tmp) / "voices")
+            tts = Voxclone(library=lib).load()
+            for spk in speakers:
+                say(f"{spk}: cloning (instant)")
+                folder = Path(tmp) / spk
+                folder.mkdir()
+                for c in enrol_clips[spk]:
+                    sf.write(folder / f"{c.path.stem}.wav", devdata.load(c, RATE), RATE)
+                clone(f"{spk}-clone", [folder], waiver="benchmark", tts=tts, library=lib)
+                acc = 0
+                for text in EVAL[:sentences]:
+                    audio = tts.speak(text, voice=f"{spk}-clone").resample(RATE)
+                    sim = float(np.dot(enc.embed(audio.samples, RATE), enrol[spk]))
+                    acc += sim >= threshold
+                    detected += wm.detect(audio.samples, RATE).marked
+                    total += 1
+                accepted += acc
+                per[spk]["clone_accepted"] = f"{acc}/{sentences}"
+        result.update(
+            clone_outputs=total,
+            clone_accept_rate=round(accepted / total, 4),
+            clone_detected_rate=round(detected / total, 4),
+        )
+    table = [["speaker", "trials", "genuine mean", "max impostor", "clones accepted"]]
+    for spk, row in per.items():
+        table.append(
+            [
+                spk,
+                row["trials"],
+                f"{row['genuine_mean']:.3f}",
+                f"{row['impostor_max']:.3f}",
+                row.get("clone_accepted", "-"),
+            ]
+        )
+    notes = [
+        f"EER {rate:.1%} at threshold {threshold:.3f} ({len(g)} genuine, {len(i)} impostor trials of ~{trial_seconds:.0f} s)",
+        f"consent threshold {at:.2f}: false accepts {result['far']:.1%}, false rejects {result['frr']:.1%}",
+    ]
+    if clones:
+        notes.append(
+            f"clones accepted as the speaker at the EER threshold: {result['clone_accept_rate']:.1%} of "
+            f"{result['clone_outputs']}; flagged by detect: {result['clone_detected_rate']:.1%}"
+        )
+    return {"title": "consent voice check (Resemblyzer)", "table": table, "notes": notes, "json": result}

@@ -1,0 +1,1 @@
+"""Safeguards: consent, watermark, detection, audit log, protected voices."""

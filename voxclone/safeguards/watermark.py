@@ -1,0 +1,185 @@
+"""Inaudible neural watermark (Resemble's Perth, the one Chatterbox uses) on every output.
+
+Perth's weights ship in the ``resemble-perth`` wheel. Its audio front-end imports torchaudio, which
+has no release that loads beside the torch we pin; Perth needs from it only a centred STFT/iSTFT and
+one buffer, so when torchaudio is missing we give Perth those through ``torch.stft`` while importing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import threading
+import types
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import resample
+from ..errors import VoxcloneError
+
+log = logging.getLogger(__name__)
+
+PERTH_RATE = 32_000
+THRESHOLD = 0.5  # Perth's decoder answers 0 (unmarked) .. 1 (marked); it rounds at 0.5
+MIN_SECONDS = 0.5  # shorter audio carries too few frames for a reliable answer
+
+
+class WatermarkError(VoxcloneError):
+    """The watermarker could not be loaded or run."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    marked: bool
+    confidence: float  # Perth's decoder output, 0..1
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"watermarked": self.marked, "confidence": round(self.confidence, 4), "seconds": round(self.seconds, 2)}
+
+
+def _torchaudio_stand_in() -> types.ModuleType:
+    import torch
+    from torch import nn
+
+    class Spectrogram(nn.Module):
+        def __init__(self, n_fft, win_length, hop_length, window_fn, power=None, normalized=False):
+            super().__init__()
+            self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
+            self.register_buffer("window", window_fn(win_length))
+
+        def forward(self, x):
+            return torch.stft(
+                x,
+                self.n_fft,
+                self.hop_length,
+                self.win_length,
+                self.window,
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            )
+
+    class InverseSpectrogram(Spectrogram):
+        def forward(self, spec):
+            return torch.istft(
+                spec, self.n_fft, self.hop_length, self.win_length, self.window, center=True, normalized=False
+            )
+
+    class TimeStretch(nn.Module):  # training-only in Perth; kept for its checkpoint buffer
+        def __init__(self, n_freq, hop_length):
+            super().__init__()
+            self.register_buffer("phase_advance", torch.linspace(0, np.pi * hop_length, n_freq)[..., None])
+
+    mod = types.ModuleType("torchaudio.transforms")
+    mod.Spectrogram, mod.InverseSpectrogram, mod.TimeStretch = Spectrogram, InverseSpectrogram, TimeStretch
+    return mod
+
+
+def _import_perth():
+    try:
+        import torchaudio.transforms  # noqa: F401
+
+        stand_in = None
+    except Exception:  # absent, or present but broken against this torch
+        stand_in = _torchaudio_stand_in()
+    saved = {k: sys.modules.get(k) for k in ("torchaudio", "torchaudio.transforms")}
+    if stand_in is not None:
+        parent = types.ModuleType("torchaudio")
+        parent.transforms = stand_in
+        sys.modules["torchaudio"], sys.modules["torchaudio.transforms"] = parent, stand_in
+        for name in [m for m in sys.modules if m.startswith("perth")]:
+            del sys.modules[name]  # a failed earlier import left PerthImplicitWatermarker = None
+    try:
+        # Perth prints on load (stdout may carry audio) and imports the deprecated pkg_resources
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from perth.perth_net import PREPACKAGED_MODELS_DIR
+            from perth.perth_net.perth_net_implicit.perth_watermarker import PerthImplicitWatermarker
+
+            return PerthImplicitWatermarker(run_name="implicit", models_dir=PREPACKAGED_MODELS_DIR)
+    except ImportError as e:
+        raise WatermarkError(
+            f"the watermarker (PyPI resemble-perth) is not installed or incomplete: {e}. "
+            "Reinstall voxclone: pip install -e ."
+        ) from e
+    finally:
+        if stand_in is not None:
+            for k, v in saved.items():
+                if v is None:
+                    sys.modules.pop(k, None)
+                else:
+                    sys.modules[k] = v
+
+
+class Watermarker:
+    """Embed and detect the Perth watermark at any sample rate. Thread-safe; loads on first use."""
+
+    def __init__(self, threads: int | None = None):
+        self._net = None
+        self._threads = threads
+        self._lock = threading.Lock()
+
+    def _model(self):
+        with self._lock:
+            if self._net is None:
+                import torch
+
+                if self._threads:
+                    torch.set_num_threads(self._threads)
+                self._net = _import_perth()
+                self._net.perth_net.eval()
+            return self._net
+
+    def load(self) -> Watermarker:
+        self._model()
+        return self
+
+    def embed(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """The same audio carrying the watermark (same length, same rate)."""
+        x = np.asarray(samples, np.float32)
+        if x.size < 2048 * 2 * rate // PERTH_RATE or not np.any(x):
+            return x  # too short for one STFT frame pair, or silent: nothing to carry a mark
+        import torch
+
+        net = self._model()
+        y = resample(x, rate, PERTH_RATE)
+        with torch.inference_mode():
+            marked = net.apply_watermark(y, sample_rate=PERTH_RATE)
+        out = resample(np.asarray(marked, np.float32), PERTH_RATE, rate)
+        out = out[: len(x)] if len(out) >= len(x) else np.pad(out, (0, len(x) - len(out)))
+        peak = float(np.max(np.abs(out)))
+        return out / peak * 0.999 if peak > 1.0 else out
+
+    def detect(self, samples: np.ndarray, rate: int) -> Verdict:
+        """Whether ``samples`` carry the watermark, with Perth's confidence."""
+        x = np.asarray(samples, np.float32)
+        seconds = len(x) / rate if rate else 0.0
+        if seconds < MIN_SECONDS or not np.any(x):
+            return Verdict(False, 0.0, seconds)
+        import torch
+
+        net = self._model()
+        y = resample(x, rate, PERTH_RATE)
+        with torch.inference_mode():
+            conf = float(np.asarray(net.get_watermark(y, sample_rate=PERTH_RATE, round=False)).reshape(-1)[0])
+        return Verdict(conf >= THRESHOLD, conf, seconds)
+
+
+_shared: Watermarker | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Watermarker:
+    """One process-wide watermarker (the net is small; loading it twice wastes a second)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Watermarker()
+        return _shared
