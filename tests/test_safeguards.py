@@ -52,6 +52,17 @@ def test_speak_and_stream_are_marked_but_real_speech_is_not(tts):
     assert wm.detect(plain.samples, plain.sample_rate).confidence < 0.1
 
 
+def test_detect_finds_the_mark_after_a_speed_change(tts):
+    from voxclone.audio import resample
+
+    wm = shared()
+    audio = tts.speak("Played back ten percent faster, the mark must still be found.")
+    faster = resample(audio.samples, int(24_000 * 1.1), 24_000)  # tape-style: pitch moves too
+    assert not wm.detect(faster, 24_000, search_speed=False).marked  # why the search exists
+    found = wm.detect(faster, 24_000)
+    assert found.marked and found.speed != 1.0
+
+
 def test_watermark_off_needs_the_flag_and_is_logged(tmp_path, caplog):
     lib = VoiceLibrary(tmp_path / "lib")
     plain = Voxclone(library=lib, watermark=False)

@@ -649,6 +649,19 @@ def bench_consent(
     _report(run(chosen, clones=not no_clones, progress=lambda m: err.print(m)), json_path)
 
 
+@bench_app.command("watermark")
+def bench_watermark(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    clips: int = typer.Option(200, "--clips", help="Generated clips to mark and attack."),
+    real: int = typer.Option(300, "--real", help="Real recordings for the false-positive rate."),
+    mos_clips: int = typer.Option(60, "--mos-clips", help="Clips scored with DNSMOS, marked and not."),
+) -> None:
+    """Watermark detection under attacks, false positives, and quality cost."""
+    from .bench.watermark import run
+
+    _report(run(clips, real, mos_clips, progress=lambda m: err.print(m)), json_path)
+
+
 def _report(result: dict, json_path: Path | None) -> None:
     table = Table(title=result.get("title", "benchmark"))
     rows = result.get("table", [])

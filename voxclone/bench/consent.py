@@ -42,13 +42,17 @@ def _trials(clips: list[devdata.Clip], seconds: float, limit: int) -> list[np.nd
 
 
 def eer(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
-    """(equal error rate, threshold at which false accepts and false rejects meet)."""
-    best = (1.0, 0.0)
+    """(equal error rate, threshold where false accepts and false rejects meet).
+
+    When the scores separate, the threshold is the midpoint of the gap between them.
+    """
+    if genuine.min() > impostor.max():
+        return 0.0, float((genuine.min() + impostor.max()) / 2)
+    best, rate = (1.0, 0.0), 1.0
     for t in np.unique(np.concatenate([genuine, impostor])):
         far, frr = float(np.mean(impostor >= t)), float(np.mean(genuine < t))
-        gap = abs(far - frr)
-        if gap < best[0]:
-            best, rate = (gap, float(t)), (far + frr) / 2
+        if abs(far - frr) < best[0]:
+            best, rate = (abs(far - frr), float(t)), (far + frr) / 2
     return rate, best[1]
 
 
@@ -78,7 +82,12 @@ def run(
         i = [float(np.dot(e, enrol[spk])) for other in speakers if other != spk for e in tries[other]]
         genuine += g
         impostor += i
-        per[spk] = {"trials": len(g), "genuine_mean": round(float(np.mean(g)), 4), "impostor_max": round(max(i), 4)}
+        per[spk] = {
+            "trials": len(g),
+            "genuine_mean": round(float(np.mean(g)), 4),
+            "genuine_min": round(min(g), 4),
+            "impostor_max": round(max(i), 4),
+        }
     g, i = np.array(genuine), np.array(impostor)
     rate, threshold = eer(g, i)
     at = SPEAKER_THRESHOLD
@@ -90,12 +99,15 @@ def run(
         "eer": round(rate, 4),
         "eer_threshold": round(threshold, 4),
         "consent_threshold": at,
+        "genuine_min": round(float(g.min()), 4),
+        "impostor_max": round(float(i.max()), 4),
         "far": round(float(np.mean(i >= at)), 4),
         "frr": round(float(np.mean(g < at)), 4),
     }
     if clones:
         wm = shared_watermarker()
         accepted = detected = total = 0
+        best_clone = -1.0
         with tempfile.TemporaryDirectory(prefix="voxclone-bench-") as tmp:
             lib = VoiceLibrary(Path(tmp) / "voices")
             tts = Voxclone(library=lib).load()
@@ -111,6 +123,7 @@ def run(
                     audio = tts.speak(text, voice=f"{spk}-clone").resample(RATE)
                     sim = float(np.dot(enc.embed(audio.samples, RATE), enrol[spk]))
                     acc += sim >= threshold
+                    best_clone = max(best_clone, sim)
                     detected += wm.detect(audio.samples, RATE).marked
                     total += 1
                 accepted += acc
@@ -118,15 +131,17 @@ def run(
         result.update(
             clone_outputs=total,
             clone_accept_rate=round(accepted / total, 4),
+            clone_max_similarity=round(best_clone, 4),
             clone_detected_rate=round(detected / total, 4),
         )
-    table = [["speaker", "trials", "genuine mean", "max impostor", "clones accepted"]]
+    table = [["speaker", "trials", "genuine mean", "genuine min", "max impostor", "clones accepted"]]
     for spk, row in per.items():
         table.append(
             [
                 spk,
                 row["trials"],
                 f"{row['genuine_mean']:.3f}",
+                f"{row['genuine_min']:.3f}",
                 f"{row['impostor_max']:.3f}",
                 row.get("clone_accepted", "-"),
             ]
@@ -138,6 +153,7 @@ def run(
     if clones:
         notes.append(
             f"clones accepted as the speaker at the EER threshold: {result['clone_accept_rate']:.1%} of "
-            f"{result['clone_outputs']}; flagged by detect: {result['clone_detected_rate']:.1%}"
+            f"{result['clone_outputs']} (highest similarity {result['clone_max_similarity']:.3f}); "
+            f"flagged by detect: {result['clone_detected_rate']:.1%}"
         )
     return {"title": "consent voice check (Resemblyzer)", "table": table, "notes": notes, "json": result}

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 PERTH_RATE = 32_000
 THRESHOLD = 0.5  # Perth's decoder answers 0 (unmarked) .. 1 (marked); it rounds at 0.5
 MIN_SECONDS = 0.5  # shorter audio carries too few frames for a reliable answer
+# Perth survives tempo changes but not tape-style speed changes (pitch moves with tempo): the mark
+# sits in fixed bands. Detection therefore also tries undoing speed changes of up to +-12%, 3% apart
+# (each try recovers about +-1.5%).
+SPEED_SEARCH = (1.03, 0.97, 1.06, 0.94, 1.09, 0.91, 1.12, 0.88)
 
 
 class WatermarkError(VoxcloneError):
@@ -37,9 +41,15 @@ class Verdict:
     marked: bool
     confidence: float  # Perth's decoder output, 0..1
     seconds: float
+    speed: float = 1.0  # the speed change undone to find the mark
 
     def as_dict(self) -> dict:
-        return {"watermarked": self.marked, "confidence": round(self.confidence, 4), "seconds": round(self.seconds, 2)}
+        return {
+            "watermarked": self.marked,
+            "confidence": round(self.confidence, 4),
+            "seconds": round(self.seconds, 2),
+            "speed_change": round(self.speed, 2),
+        }
 
 
 def _torchaudio_stand_in() -> types.ModuleType:
@@ -157,19 +167,31 @@ class Watermarker:
         peak = float(np.max(np.abs(out)))
         return out / peak * 0.999 if peak > 1.0 else out
 
-    def detect(self, samples: np.ndarray, rate: int) -> Verdict:
-        """Whether ``samples`` carry the watermark, with Perth's confidence."""
+    def detect(self, samples: np.ndarray, rate: int, search_speed: bool = True) -> Verdict:
+        """Whether ``samples`` carry the watermark, with Perth's confidence.
+
+        With ``search_speed``, audio played faster or slower (pitch with it) is also checked.
+        """
         x = np.asarray(samples, np.float32)
         seconds = len(x) / rate if rate else 0.0
         if seconds < MIN_SECONDS or not np.any(x):
             return Verdict(False, 0.0, seconds)
+        best = Verdict(False, self._confidence(resample(x, rate, PERTH_RATE)), seconds)
+        for factor in SPEED_SEARCH if search_speed else ():
+            if best.confidence >= THRESHOLD:
+                break
+            # audio sped up by `factor` is undone by reading it as if recorded at rate * factor
+            conf = self._confidence(resample(x, int(round(rate * factor)), PERTH_RATE))
+            if conf > best.confidence:
+                best = Verdict(False, conf, seconds, factor)
+        return Verdict(best.confidence >= THRESHOLD, best.confidence, seconds, best.speed)
+
+    def _confidence(self, y: np.ndarray) -> float:
         import torch
 
         net = self._model()
-        y = resample(x, rate, PERTH_RATE)
         with torch.inference_mode():
-            conf = float(np.asarray(net.get_watermark(y, sample_rate=PERTH_RATE, round=False)).reshape(-1)[0])
-        return Verdict(conf >= THRESHOLD, conf, seconds)
+            return float(np.asarray(net.get_watermark(y, sample_rate=PERTH_RATE, round=False)).reshape(-1)[0])
 
 
 _shared: Watermarker | None = None
