@@ -93,7 +93,8 @@ def attacks(rng: np.random.Generator) -> dict:
 def _dnsmos(x: np.ndarray) -> float:
     from speechmos import dnsmos
 
-    return float(dnsmos.run(resample(x, RATE, 16_000), sr=16_000, return_df=False)["ovrl_mos"])
+    y = np.clip(resample(x, RATE, 16_000), -1.0, 1.0)  # resampling may overshoot full scale a little
+    return float(dnsmos.run(y, sr=16_000, return_df=False)["ovrl_mos"])
 
 
 def run(clips: int = 200, real: int = 300, mos_clips: int = 60, seed: int = 0, progress=None) -> dict:
