@@ -25,7 +25,7 @@ from .engine import assets
 from .engine.kokoro import SAMPLE_RATE, KokoroEngine
 from .engine.voices import DEFAULT_VOICE, VoiceInfo, blend, describe, style_for
 from .errors import TextError, VoiceNotFoundError
-from .safeguards import metadata
+from .safeguards import metadata, provenance
 from .safeguards.audit import AuditLog, text_hash
 from .safeguards.watermark import Watermarker
 from .safeguards.watermark import shared as shared_watermarker
@@ -259,12 +259,13 @@ class Voxclone:
         s = self._resolve(settings, overrides)
         voice = self._voice(s.voice)
         tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
+        claim = provenance.manifest(s.voice, voice.voice_id, voice.waiver)
         seconds = 0.0
         try:
             for piece in self._pieces(text, s, voice, fast_start, progress):
                 if self.watermark:
                     piece.samples = self.watermarker.embed(piece.samples, piece.sample_rate)
-                piece.tags = dict(tags)
+                piece.tags, piece.provenance = dict(tags), claim
                 seconds += piece.duration
                 yield piece
         finally:
@@ -329,7 +330,9 @@ class Voxclone:
             )
         s = self._resolve(settings, overrides)
         parts = list(self.stream(text, s, fast_start=False))
-        return Audio(np.concatenate([p.samples for p in parts]), s.sample_rate, text, parts[0].tags)
+        return Audio(
+            np.concatenate([p.samples for p in parts]), s.sample_rate, text, parts[0].tags, parts[0].provenance
+        )
 
     def save(
         self,
@@ -349,7 +352,13 @@ class Voxclone:
         fmt = format_for(path, fmt)
         self._prepare(text, None, MAX_TEXT_CHARS)  # fail on bad text before creating anything
         v = self._voice(s.voice)
-        with AudioWriter(path, s.sample_rate, fmt, tags=metadata.tags_for(s.voice, v.voice_id, v.waiver)) as out:
+        with AudioWriter(
+            path,
+            s.sample_rate,
+            fmt,
+            tags=metadata.tags_for(s.voice, v.voice_id, v.waiver),
+            provenance=provenance.manifest(s.voice, v.voice_id, v.waiver),
+        ) as out:
             for piece in self.stream(text, s, fast_start=False, progress=progress):
                 out.write(piece.samples)
             return out.duration

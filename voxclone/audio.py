@@ -92,6 +92,7 @@ class Audio:
     sample_rate: int = 24_000
     text: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)  # the C2PA manifest files get
 
     @property
     def duration(self) -> float:
@@ -104,7 +105,9 @@ class Audio:
         return cls(samples, rate)
 
     def resample(self, rate: int) -> Audio:
-        return Audio(resample(self.samples, self.sample_rate, rate), rate, self.text, dict(self.tags))
+        return Audio(
+            resample(self.samples, self.sample_rate, rate), rate, self.text, dict(self.tags), dict(self.provenance)
+        )
 
     def to_bytes(self, fmt: str = "wav") -> bytes:
         buf = io.BytesIO()
@@ -116,11 +119,13 @@ class Audio:
         with sf.SoundFile(buf, "w", self.sample_rate, 1, format=container, subtype=codec) as f:
             metadata.apply(f, self.tags)
             f.write(_clip(self.samples))
-        return buf.getvalue()
+        from .safeguards import provenance
+
+        return provenance.sign_bytes(buf.getvalue(), format_for(None, fmt), self.provenance)
 
     def save(self, path: str | os.PathLike, fmt: str | None = None) -> Path:
         """Write atomically: a failed write leaves no partial file and keeps any old one."""
-        with AudioWriter(path, self.sample_rate, fmt, tags=self.tags) as w:
+        with AudioWriter(path, self.sample_rate, fmt, tags=self.tags, provenance=self.provenance) as w:
             w.write(self.samples)
         return Path(path)
 
@@ -146,9 +151,15 @@ class AudioWriter:
     """Stream chunks into an audio file through a temp file renamed into place on success."""
 
     def __init__(
-        self, path: str | os.PathLike, sample_rate: int, fmt: str | None = None, tags: dict[str, str] | None = None
+        self,
+        path: str | os.PathLike,
+        sample_rate: int,
+        fmt: str | None = None,
+        tags: dict[str, str] | None = None,
+        provenance: dict | None = None,
     ):
         self.path = Path(path)
+        self.provenance = provenance
         self.format = format_for(self.path, fmt)
         self.sample_rate = sample_rate
         self.frames = 0
@@ -189,6 +200,10 @@ class AudioWriter:
         try:
             self._file.close()
             if commit:
+                if self.provenance:
+                    from .safeguards import provenance
+
+                    provenance.sign_file(self._tmp, self.format, self.provenance)
                 os.chmod(self._tmp, _FILE_MODE)
                 os.replace(self._tmp, self.path)
         finally:

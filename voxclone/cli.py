@@ -426,6 +426,8 @@ def detect(
                 continue
             label = "synthetic (voxclone watermark)" if r["watermarked"] else "no voxclone watermark found"
             extra = "; labels say synthetic" if r["labels_say_synthetic"] else ""
+            if r.get("c2pa"):
+                extra += f"; C2PA manifest ({r['c2pa']['state']}) by {r['c2pa']['generator']}"
             typer.echo(f"{r['file']}: {label}, confidence {r['confidence']:.2f}{extra}")
     if any("error" in r for r in results):
         raise typer.Exit(2)

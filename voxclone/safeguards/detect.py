@@ -6,15 +6,15 @@ import os
 from pathlib import Path
 
 from ..audio import read_audio
-from . import metadata
+from . import metadata, provenance
 from .watermark import Watermarker
 from .watermark import shared as shared_watermarker
 
 
 def detect_file(path: str | os.PathLike, watermarker: Watermarker | None = None) -> dict:
-    """``{"file", "watermarked", "confidence", "seconds", "labels", "labels_say_synthetic"}``.
+    """``{"file", "watermarked", "confidence", "seconds", "labels", "labels_say_synthetic", "c2pa"}``.
 
-    Labels are easy to strip or forge, so only the watermark sets ``watermarked``.
+    Labels and manifests are easy to strip, so only the watermark sets ``watermarked``.
     """
     samples, rate = read_audio(path)
     verdict = (watermarker or shared_watermarker()).detect(samples, rate)
@@ -24,4 +24,5 @@ def detect_file(path: str | os.PathLike, watermarker: Watermarker | None = None)
         **verdict.as_dict(),
         "labels": labels,
         "labels_say_synthetic": metadata.says_synthetic(labels),
+        "c2pa": provenance.read(path),
     }
