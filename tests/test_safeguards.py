@@ -128,6 +128,16 @@ def test_audit_chain_detects_edits_and_cut_tails(tmp_path):
     assert not v.ok and v.first_bad_seq == 3 and "altered" in v.problem
 
 
+def test_audit_reports_removed_triggers(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    log.append("speech_generated", None, seconds=1)
+    con = sqlite3.connect(log.path)
+    con.execute("DROP TRIGGER entries_no_delete")
+    con.commit()
+    v = log.verify()  # reading must not quietly put the guard back
+    assert not v.ok and "triggers were removed" in v.problem
+
+
 def test_audit_detects_a_removed_tail_and_the_cli_says_so(tmp_path):
     lib = VoiceLibrary(tmp_path / "lib")
     for i in range(3):

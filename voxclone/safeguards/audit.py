@@ -126,11 +126,15 @@ class AuditLog:
                 raise AuditError(f"audit key {self.key_path} is damaged ({len(self._key)} bytes, expected 32)")
         return self._key
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _connect(self, create: bool = False) -> sqlite3.Connection:
+        """A connection; ``create`` makes the table and its triggers if missing (writers only, so a
+        reader never repairs the evidence that someone removed the triggers)."""
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            con.executescript(_SCHEMA)
+            if create:
+                con.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise AuditError(f"audit log {self.path} is unreadable: {e}") from e
         return con
@@ -144,7 +148,7 @@ class AuditLog:
         body = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         time = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
-            con = self._connect()
+            con = self._connect(create=True)
             try:
                 con.execute("BEGIN IMMEDIATE")  # one writer at a time across processes
                 row = con.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
