@@ -16,9 +16,9 @@ from voxclone.cloning.clone import clone
 from voxclone.cloning.library import LibraryError, VoiceLibrary
 from voxclone.errors import VoiceNotFoundError
 from voxclone.safeguards.audit import AuditLog
-from voxclone.safeguards.consent import ConsentError, ConsentStore
+from voxclone.safeguards.consent import ConsentError
 from voxclone.safeguards.detect import detect_file
-from voxclone.safeguards.protected import ProtectedVoiceError, ProtectedVoices
+from voxclone.safeguards.protected import ProtectedVoiceError
 from voxclone.safeguards.watermark import shared
 
 
@@ -172,7 +172,7 @@ def person(tmp_path_factory):
 
 
 def _reading(voxy, lib, name, voice, tmp_path, words=None, marked=False):
-    st = ConsentStore(lib.root / ".consent").issue(name, "Emma Example", "voice banking", rng=random.Random(7))
+    st = lib.consents.issue(name, "Emma Example", "voice banking", rng=random.Random(7))
     text = st.text if words is None else words
     path = tmp_path / f"consent-{voice}.wav"
     audio = voxy.speak(text, voice=voice) if marked else voxy._render(text, voice=voice)
@@ -253,7 +253,7 @@ def test_protected_voice_cannot_be_cloned(person, tmp_path):
     voxy = Voxclone(library=lib)
     from voxclone.cloning.collect import collect
 
-    ProtectedVoices(lib.root / ".protected").add("Emma Example", collect([d]).embedding, {})
+    lib.protected.add("Emma Example", collect([d]).embedding, {})
     with pytest.raises(ProtectedVoiceError, match="protected voice 'Emma Example'"):
         clone("sneaky", [d], waiver="pretend estate", tts=voxy, library=lib)
     assert lib.names() == [] and lib.audit.entries()[-1].event == "clone_refused"

@@ -199,15 +199,15 @@ class Voxclone:
             return _Voice(pack, info.language)
         stock = self._stock()
         if voice not in stock and "," not in voice and ":" not in voice and self.library.exists(voice):
-            self.library.usable(voice)
             record, pack = self.library.load(voice)
+            self.library.usable(voice, record)
             consent = record.get("consent") or {}
             return _Voice(
                 pack,
                 record.get("language", "en-us"),
                 float(record.get("speed", 1.0)),
                 float(record.get("pitch", 0.0)),
-                voice_id=self.library.voice_id(voice),
+                voice_id=self.library.voice_id(voice, record),
                 waiver=consent.get("reason") if consent.get("kind") == "waiver" else None,
             )
         parts = [p.strip() for p in voice.split(",") if p.strip()]
@@ -257,7 +257,17 @@ class Voxclone:
         watermarked; the whole is entered in the audit log when the stream ends.
         """
         s = self._resolve(settings, overrides)
-        voice = self._voice(s.voice)
+        yield from self._marked(text, s, self._voice(s.voice), fast_start, progress)
+
+    def _marked(
+        self,
+        text: str,
+        s: SpeechSettings,
+        voice: _Voice,
+        fast_start: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> Iterator[Audio]:
+        """The pieces as callers get them: watermarked, labelled, and logged when the stream ends."""
         tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
         claim = provenance.manifest(s.voice, voice.voice_id, voice.waiver)
         seconds = 0.0
@@ -359,7 +369,7 @@ class Voxclone:
             tags=metadata.tags_for(s.voice, v.voice_id, v.waiver),
             provenance=provenance.manifest(s.voice, v.voice_id, v.waiver),
         ) as out:
-            for piece in self.stream(text, s, fast_start=False, progress=progress):
+            for piece in self._marked(text, s, v, False, progress):
                 out.write(piece.samples)
             return out.duration
 

@@ -384,12 +384,12 @@ def consent(
 ) -> None:
     """Issue the consent statement (with a one-time code) the speaker must read aloud and record."""
     from .cloning.library import VoiceLibrary, check_name
-    from .safeguards.consent import VALID_DAYS, ConsentStore
+    from .safeguards.consent import VALID_DAYS
 
     lib = VoiceLibrary()
     try:
         check_name(name)
-        st = ConsentStore(lib.root / ".consent").issue(name, speaker, purpose)
+        st = lib.consents.issue(name, speaker, purpose)
     except (VoxcloneError, ValueError, OSError) as e:
         _fail(e)
     lib.audit.append("consent_statement", None, statement_id=st.id)
@@ -475,14 +475,11 @@ def protect_add(
     """Refuse any future enrolment that sounds like these recordings."""
     from .cloning.collect import collect as run_collect
     from .cloning.library import VoiceLibrary
-    from .safeguards.protected import ProtectedVoices
 
     lib = VoiceLibrary()
     try:
         col = run_collect(recordings, language=None)
-        ProtectedVoices(lib.root / ".protected").add(
-            label, col.embedding, {"clips": len(col.clips), "seconds": col.report.get("clean_speech_s")}
-        )
+        lib.protected.add(label, col.embedding, {"clips": len(col.clips), "seconds": col.report.get("clean_speech_s")})
     except (VoxcloneError, ValueError, OSError) as e:
         _fail(e)
     lib.audit.append("protected_added", None, clips=len(col.clips))
@@ -493,9 +490,8 @@ def protect_add(
 def protect_list() -> None:
     """The protected voices' labels."""
     from .cloning.library import VoiceLibrary
-    from .safeguards.protected import ProtectedVoices
 
-    for label in ProtectedVoices(VoiceLibrary().root / ".protected").labels():
+    for label in VoiceLibrary().protected.labels():
         typer.echo(label)
 
 
@@ -503,11 +499,10 @@ def protect_list() -> None:
 def protect_remove(label: str) -> None:
     """Stop protecting a voice."""
     from .cloning.library import VoiceLibrary
-    from .safeguards.protected import ProtectedVoices
 
     lib = VoiceLibrary()
     try:
-        ProtectedVoices(lib.root / ".protected").remove(label)
+        lib.protected.remove(label)
     except KeyError as e:
         _fail(e)
     lib.audit.append("protected_removed", None)

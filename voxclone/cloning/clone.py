@@ -9,16 +9,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..audio import read_audio
+from ..engine.assets import sha256_file
 from ..errors import AudioInputError, VoiceExistsError
 from ..safeguards.consent import (
     ConsentError,
-    ConsentStore,
     check_recording,
-    file_sha256,
     speaker_similarity,
     voice_mismatch,
 )
-from ..safeguards.protected import ProtectedVoiceError, ProtectedVoices
+from ..safeguards.protected import ProtectedVoiceError
 from ..text.g2p import LANGUAGES, resolve_language
 from .build import Built, VoiceBuilder, target_from
 from .collect import CLIP_RATE, Collection, collect
@@ -90,7 +89,7 @@ def clone(
     if consent_path is not None:
         if any(Path(p).resolve() == consent_path.resolve() for p in paths):
             raise ConsentError("the consent recording must not also be a training recording")
-        store = ConsentStore(library.root / ".consent")
+        store = library.consents
         statement = store.pending(name)
         c_samples, c_rate = read_audio(consent_path)
         say("checking the consent recording")
@@ -102,13 +101,13 @@ def clone(
                 statement_id=statement.id,
                 code_heard=check.code_heard,
                 statement_wer=round(check.statement_wer, 3),
-                watermarked=check.watermark_confidence >= 0.5,
+                watermarked=check.watermarked,
             )
             raise ConsentError("consent not verified: " + "; ".join(check.reasons))
         record_consent = {
             "kind": "recording",
             "file": f"consent{consent_path.suffix.lower()}",
-            "sha256": file_sha256(consent_path),
+            "sha256": sha256_file(consent_path),
             "seconds": round(len(c_samples) / c_rate, 2),
             "statement_id": statement.id,
             "statement": statement.text,
@@ -121,7 +120,7 @@ def clone(
     col: Collection = collect(paths, language=None, progress=say)
     if not col.enroll:
         raise AudioInputError("no clips left for enrolment after holding some out")
-    hit = ProtectedVoices(library.root / ".protected").match(col.embedding)
+    hit = library.protected.match(col.embedding)
     if hit:
         audit.append("clone_refused", None, protected=hit[0], similarity=round(hit[1], 3))
         raise ProtectedVoiceError(

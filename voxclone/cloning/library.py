@@ -20,11 +20,12 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from ..engine.assets import home
+from ..engine.assets import home, sha256_file
 from ..errors import VoiceExistsError, VoiceNotFoundError, VoxcloneError
 
 FORMAT = "voxclone-voice/1"
@@ -46,29 +47,35 @@ def check_name(name: str, stock: set[str] | frozenset[str] = frozenset()) -> str
     return name
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class VoiceLibrary:
     def __init__(self, root: str | os.PathLike | None = None):
         env = os.environ.get("VOXCLONE_LIBRARY")
         self.root = Path(root) if root else Path(env) if env else home() / "voices"
 
-    @property
+    @cached_property
     def audit(self):
         """The library's audit log (``audit.sqlite`` beside the voices)."""
         from ..safeguards.audit import AuditLog
 
         return AuditLog(self.root / "audit.sqlite")
 
-    def usable(self, name: str) -> dict:
+    @cached_property
+    def consents(self):
+        """Consent statements issued and not yet used (``.consent/``)."""
+        from ..safeguards.consent import ConsentStore
+
+        return ConsentStore(self.root / ".consent")
+
+    @cached_property
+    def protected(self):
+        """Voices that must never be cloned (``.protected/``)."""
+        from ..safeguards.protected import ProtectedVoices
+
+        return ProtectedVoices(self.root / ".protected")
+
+    def usable(self, name: str, record: dict | None = None) -> dict:
         """The voice's record, if its consent allows use (verified recording or recorded waiver)."""
-        record = self.record(name)
+        record = record if record is not None else self.record(name)
         consent = record.get("consent") or {}
         if consent.get("kind") == "waiver" and consent.get("reason"):
             return record
@@ -97,9 +104,9 @@ class VoiceLibrary:
             raise VoiceNotFoundError(f"no cloned voice named {name!r}; `voxclone voices` lists them")
         return json.loads((self.path(name) / "voice.json").read_text(encoding="utf-8"))
 
-    def voice_id(self, name: str) -> str:
+    def voice_id(self, name: str, record: dict | None = None) -> str:
         """The voice's random id: what the audit log and output labels name instead of the person."""
-        record = self.record(name)
+        record = record if record is not None else self.record(name)
         if record.get("id"):
             return str(record["id"])
         return hashlib.sha256(f"{name}\n{record.get('created', '')}".encode()).hexdigest()[:16]
@@ -179,7 +186,7 @@ class VoiceLibrary:
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         if not include_audio:
             files = [p for p in files if p.suffix.lower() != ".wav" and not p.name.startswith("consent")]
-        sums = {str(p.relative_to(folder)): _sha(p) for p in files}
+        sums = {str(p.relative_to(folder)): sha256_file(p) for p in files}
         manifest = {"format": FORMAT, "name": name, "files": sums, "digest": _digest(sums)}
         dest = Path(dest)
         fd, tmp = tempfile.mkstemp(

@@ -9,7 +9,6 @@ watermark: a synthetic consent is refused.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -77,6 +76,7 @@ class Check:
     statement_wer: float
     similarity: float | None
     watermark_confidence: float
+    watermarked: bool
 
     def as_dict(self) -> dict:
         return {
@@ -204,7 +204,7 @@ def check_recording(
         similarity = speaker_similarity(samples, rate, enrolment, encoder)
         if problem := voice_mismatch(similarity, threshold):
             reasons.append(problem)
-    return Check(not reasons, reasons, transcript, code_ok, wer, similarity, wm.confidence)
+    return Check(not reasons, reasons, transcript, code_ok, wer, similarity, wm.confidence, wm.marked)
 
 
 def speaker_similarity(samples: np.ndarray, rate: int, enrolment: np.ndarray, encoder=None) -> float:
@@ -221,7 +221,3 @@ def voice_mismatch(similarity: float, threshold: float = SPEAKER_THRESHOLD) -> s
         f"the consent voice does not match the recordings (similarity {similarity:.2f} < {threshold:.2f}): "
         "the speaker must read the statement themselves"
     )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

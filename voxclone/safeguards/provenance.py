@@ -125,29 +125,33 @@ def manifest(voice: str, voice_id: str | None, waiver: str | None) -> dict:
     }
 
 
-def sign_bytes(data: bytes, fmt: str, info: dict) -> bytes:
-    """``data`` (a whole wav/flac/mp3 file) with a signed manifest embedded; other formats unchanged.
+def _sign(mime: str, info: dict, src, dest) -> bool:
+    """Write ``src`` with a signed manifest into ``dest``; on failure log it and return False.
 
-    A signing failure is logged and the file goes out without a manifest: the watermark and the
-    labels, which are not optional, are already in it.
+    A file then goes out without a manifest: the watermark and the labels, which are not
+    optional, are already in it.
     """
-    mime = MIME.get(fmt)
-    if mime is None or not info:
-        return data
     try:
         import c2pa
 
-        builder = c2pa.Builder.from_json(json.dumps(info))
-        out = io.BytesIO()
-        builder.sign(signer(), mime, io.BytesIO(data), out)
-        return out.getvalue()
+        c2pa.Builder.from_json(json.dumps(info)).sign(signer(), mime, src, dest)
+        return True
     except Exception as e:
         log.warning("C2PA signing failed (%s); the file carries the watermark and labels only", e)
+        return False
+
+
+def sign_bytes(data: bytes, fmt: str, info: dict) -> bytes:
+    """``data`` (a whole wav/flac/mp3 file) with a signed manifest embedded; other formats unchanged."""
+    mime = MIME.get(fmt)
+    if mime is None or not info:
         return data
+    out = io.BytesIO()
+    return out.getvalue() if _sign(mime, info, io.BytesIO(data), out) else data
 
 
 def sign_file(path: Path, fmt: str, info: dict) -> None:
-    """Embed a signed manifest into the finished file at ``path``, file to file (memory stays flat)."""
+    """Embed a signed manifest into the finished file at ``path``, file to file."""
     mime = MIME.get(fmt)
     if mime is None or not info:
         return
@@ -161,13 +165,11 @@ def sign_file(path: Path, fmt: str, info: dict) -> None:
         return
     signed = path.with_name(path.name + ".c2pa")
     try:
-        import c2pa
-
-        builder = c2pa.Builder.from_json(json.dumps(info))
         with open(path, "rb") as src, open(signed, "w+b") as dest:
-            builder.sign(signer(), mime, src, dest)
-        os.replace(signed, path)
-    except Exception as e:
+            ok = _sign(mime, info, src, dest)
+        if ok:
+            os.replace(signed, path)
+    except OSError as e:
         log.warning("C2PA signing failed (%s); the file carries the watermark and labels only", e)
     finally:
         signed.unlink(missing_ok=True)
