@@ -33,6 +33,13 @@ MIN_SECONDS = 0.5  # shorter audio carries too few frames for a reliable answer
 # >= 0.95 at the best try (`voxclone bench watermark` measures both).
 SPEED_SEARCH = tuple(f for k in range(1, 8) for f in (round(1 + 0.02 * k, 2), round(1 - 0.02 * k, 2)))
 SEARCH_THRESHOLD = 0.9
+# Perth's residual is as loud in pauses and quiet frames as in speech, where nothing masks it. It is
+# held at most GATE x the audio's own level (~10 dB below it), frame by frame. On 30 clips the
+# DNSMOS cost went from 0.085 to 0.069 at 0.3 with every attack still detected; lower gates cost
+# detection under noise (0.25: 0.065-0.067, noise 97-100%; 0.2: 0.057, 93%; 0.15: 0.042, 73%),
+# and plain strength scaling does worse (0.7: 0.042, noise 60%).
+GATE = 0.3
+_GATE_WINDOW = 1024  # 32 ms at Perth's rate
 
 
 class WatermarkError(VoxcloneError):
@@ -131,6 +138,18 @@ def _import_perth():
                     sys.modules[k] = v
 
 
+def _envelope(x: np.ndarray) -> np.ndarray:
+    w = np.hanning(_GATE_WINDOW).astype(np.float32)
+    return np.sqrt(np.convolve(x.astype(np.float64) ** 2, w / w.sum(), mode="same"))
+
+
+def gate(clean: np.ndarray, marked: np.ndarray, ratio: float = GATE) -> np.ndarray:
+    """``marked`` with its residual held at most ``ratio`` x the clean audio's level, frame by frame."""
+    residual = marked - clean
+    gain = np.minimum(1.0, ratio * _envelope(clean) / (_envelope(residual) + 1e-9))
+    return (clean + gain * residual).astype(np.float32)
+
+
 class Watermarker:
     """Embed and detect the Perth watermark at any sample rate. Thread-safe; loads on first use."""
 
@@ -164,8 +183,9 @@ class Watermarker:
         net = self._model()
         y = resample(x, rate, PERTH_RATE)
         with torch.inference_mode():
-            marked = net.apply_watermark(y, sample_rate=PERTH_RATE)
-        out = resample(np.asarray(marked, np.float32), PERTH_RATE, rate)
+            marked = np.asarray(net.apply_watermark(y, sample_rate=PERTH_RATE), np.float32)
+        marked = marked[: len(y)] if len(marked) >= len(y) else np.pad(marked, (0, len(y) - len(marked)))
+        out = resample(gate(y, marked), PERTH_RATE, rate)
         out = out[: len(x)] if len(out) >= len(x) else np.pad(out, (0, len(x) - len(out)))
         peak = float(np.max(np.abs(out)))
         return out / peak * 0.999 if peak > 1.0 else out
