@@ -9,6 +9,7 @@ for chunk in tts.stream(long_text):   # pieces as soon as each is ready
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -128,6 +129,14 @@ class Voxclone:
         if self.watermark:
             self.watermarker.load()
         return self
+
+    def with_library(self, library: VoiceLibrary) -> Voxclone:
+        """This instance speaking with another voice library (a server account's), sharing the loaded model."""
+        self.engine  # noqa: B018  (load before copying, or each copy would load its own)
+        self._stock()
+        other = copy.copy(self)
+        other.library, other.audit = library, library.audit
+        return other
 
     @property
     def watermarker(self) -> Watermarker:

@@ -556,6 +556,36 @@ def demo(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    root: Path | None = typer.Option(
+        None, "--root", help="Where accounts, jobs and voices live (default VOXCLONE_HOME/server)."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Synthesis slots (each uses the model's threads)."),
+    max_streams: int = typer.Option(16, "--max-streams", help="Requests in progress before answering 503."),
+    rate: float = typer.Option(5.0, "--rate", help="Requests per second per API key (0: no limit)."),
+) -> None:
+    """Serve the HTTP API (OpenAI-compatible /v1/audio/speech), the voices API and the web UI."""
+    import uvicorn
+
+    from .server.app import ServerConfig, create_app
+
+    config = ServerConfig(root=root, workers=workers, max_streams=max_streams, rate=rate)
+    app_ = create_app(config)
+    srv = app_.state.server
+    key = srv.ensure_admin()
+    err.print("loading the model and the watermarker ...")
+    srv.tts.load()
+    if key:
+        err.print(f"first start: made the admin account. Its API key (also in {srv.root / 'admin.key'}):\n  {key}")
+    else:
+        err.print(f"admin key: {srv.root / 'admin.key'}")
+    err.print(f"web UI: http://{host}:{port}/   API docs: http://{host}:{port}/docs")
+    uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+@app.command()
 def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every asset even if already built.")) -> None:
     """Assemble and verify the model files (runs automatically on first use)."""
     from .engine import assets
@@ -657,6 +687,19 @@ def bench_watermark(
     from .bench.watermark import run
 
     _report(run(clips, real, mos_clips, progress=lambda m: err.print(m)), json_path)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    clients: str = typer.Option("1,4,16", "--clients", help="Concurrency levels, comma-separated."),
+    seconds: float = typer.Option(30.0, "--seconds", help="How long each level runs."),
+) -> None:
+    """The HTTP server under concurrent clients: first byte, full audio, throughput, errors."""
+    from .bench.serve import run
+
+    levels = tuple(int(c) for c in clients.split(",") if c.strip())
+    _report(run(levels, seconds, progress=lambda m: err.print(m)), json_path)
 
 
 def _report(result: dict, json_path: Path | None) -> None:

@@ -48,9 +48,12 @@ def check_name(name: str, stock: set[str] | frozenset[str] = frozenset()) -> str
 
 
 class VoiceLibrary:
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, shared: VoiceLibrary | None = None):
+        """``shared``: take the audit log and protected voices from that library (a server's accounts)."""
         env = os.environ.get("VOXCLONE_LIBRARY")
         self.root = Path(root) if root else Path(env) if env else home() / "voices"
+        if shared is not None:
+            self.__dict__["audit"], self.__dict__["protected"] = shared.audit, shared.protected
 
     @cached_property
     def audit(self):

@@ -37,6 +37,8 @@ EVENTS = {
     "clone_refused",
     "protected_added",
     "protected_removed",
+    "account_created",
+    "account_closed",
 }
 
 _SCHEMA = """

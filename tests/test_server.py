@@ -1,0 +1,281 @@
+"""The HTTP server on a real loopback port: OpenAI's own client, accounts, limits, voices, jobs."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import threading
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxclone.server.app import ServerConfig, create_app
+from voxclone.server.jobs import INTERRUPTED, Jobs
+from voxclone.server.local import LocalServer
+
+LONG = " ".join(
+    [
+        "The first sentence is here to start the stream.",
+        "A second one follows it, a little longer than the first.",
+        "Then a third sentence arrives, and a fourth after that.",
+        "The fifth closes the paragraph with a full stop.",
+    ]
+    * 3
+)
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(io.BytesIO(data)) as c:
+        rate = c.streams.audio[0].rate
+        parts = [f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]
+    return np.concatenate(parts).astype(np.float32), rate
+
+
+@pytest.fixture(scope="module")
+def served(tts, tmp_path_factory):
+    app = create_app(ServerConfig(root=tmp_path_factory.mktemp("server"), rate=50, burst=100), tts=tts)
+    key = app.state.server.ensure_admin()
+    with LocalServer(app) as url:
+        yield url, key, app.state.server
+
+
+def _client(url, key):
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def users(served):
+    url, admin_key, _ = served
+    with _client(url, admin_key) as admin:
+        alice = admin.post("/v1/accounts", json={"name": "alice"}).json()["api_key"]
+        bob = admin.post("/v1/accounts", json={"name": "bob"}).json()["api_key"]
+    return alice, bob
+
+
+def test_health_metrics_and_keys_are_required(served):
+    url, key, _ = served
+    assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+    r = httpx.post(f"{url}/v1/audio/speech", json={"model": "tts-1", "input": "Hi.", "voice": "alloy"})
+    assert r.status_code == 401 and "API key" in r.json()["error"]["message"]
+    r = httpx.get(f"{url}/v1/voices", headers={"Authorization": "Bearer vx-not-a-real-key"})
+    assert r.status_code == 401
+    with _client(url, key) as c:
+        assert c.get("/v1/me").json()["admin"] is True
+    text = httpx.get(f"{url}/metrics").text
+    assert "voxclone_requests_total" in text and 'status="401"' in text
+
+
+def test_the_official_openai_client_works_unchanged(served):
+    from openai import OpenAI
+
+    from voxclone.safeguards.watermark import shared
+
+    url, key, _ = served
+    client = OpenAI(base_url=f"{url}/v1", api_key=key)
+    audio = client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hello from a compatible server.", response_format="wav"
+    )
+    x, rate = _decode(audio.content)
+    assert rate == 24_000 and 1.0 < len(x) / rate < 6.0
+    assert shared().detect(x, rate).marked  # the watermark is on what leaves the server
+    chunks = []
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="bf_emma", input=LONG, response_format="mp3"
+    ) as response:
+        assert response.headers["content-type"] == "audio/mpeg"
+        assert response.headers["x-voxclone-watermark"] == "perth"
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+    x, rate = _decode(b"".join(chunks))
+    assert len(chunks) > 3 and len(x) / rate > 20  # it streamed, piece by piece
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_every_response_format_decodes(served, fmt):
+    url, key, _ = served
+    with _client(url, key) as c:
+        r = c.post(
+            "/v1/audio/speech",
+            json={"model": "tts-1", "input": "One two three four.", "voice": "am_michael", "response_format": fmt},
+        )
+    assert r.status_code == 200, r.text
+    if fmt == "pcm":
+        seconds = len(r.content) / 2 / 24_000
+    else:
+        x, rate = _decode(r.content)
+        seconds = len(x) / rate
+    assert 1.0 < seconds < 5.0
+
+
+def test_whole_file_carries_labels_and_content_credentials(served, tmp_path):
+    from voxclone.safeguards import metadata, provenance
+
+    url, key, _ = served
+    with _client(url, key) as c:
+        r = c.post(
+            "/v1/audio/speech",
+            json={"input": "A signed file.", "voice": "af_heart", "response_format": "wav", "stream": False},
+        )
+    assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content)
+    path = tmp_path / "signed.wav"
+    path.write_bytes(r.content)
+    assert metadata.says_synthetic(metadata.read(path))
+    manifest = provenance.read(path)
+    assert manifest and manifest["state"] == "Valid"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"model": "tts-1", "input": "", "voice": "alloy"}, 400, "empty"),
+        ({"model": "tts-1", "input": "?!", "voice": "alloy"}, 400, "nothing to say"),
+        ({"model": "tts-1", "input": "Hi.", "voice": "nobody_here"}, 404, "unknown voice"),
+        ({"model": "tts-1", "input": "Hi.", "voice": "alloy", "speed": 4.0}, 400, "speed"),
+        ({"model": "dall-e", "input": "Hi.", "voice": "alloy"}, 400, "model"),
+        ({"model": "tts-1", "input": "Hi.", "voice": "alloy", "response_format": "mp4"}, 400, "response_format"),
+        ({"model": "tts-1", "input": "Hi.", "voice": "alloy", "colour": "blue"}, 400, "colour"),
+        ({"model": "tts-1", "input": "word " * 5000, "voice": "alloy"}, 400, "limit"),
+    ],
+)
+def test_bad_speech_requests_get_clear_4xx(served, body, status, words):
+    url, key, _ = served
+    with _client(url, key) as c:
+        r = c.post("/v1/audio/speech", json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]["message"].lower()
+
+
+def test_the_openai_client_raises_with_our_message(served):
+    import openai
+
+    url, key, _ = served
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="unknown voice"):
+        client.audio.speech.create(model="tts-1", voice="nobody_here", input="Hello.")
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{url}/v1", api_key="vx-wrong", max_retries=0).audio.speech.create(
+            model="tts-1", voice="alloy", input="Hello."
+        )
+
+
+def test_the_event_loop_stays_free_while_speaking(served):
+    url, key, _ = served
+    with (
+        _client(url, key) as c,
+        c.stream(
+            "POST", "/v1/audio/speech", json={"input": LONG * 2, "voice": "af_heart", "response_format": "pcm"}
+        ) as r,
+    ):
+        it = r.iter_bytes()
+        next(it)
+        health = httpx.get(f"{url}/healthz", timeout=10).json()  # answered mid-stream
+        assert health["streams"] >= 1
+        r.close()  # a client that hangs up frees its slot
+
+
+def test_accounts_are_isolated_per_endpoint(served, users):
+    url, admin_key, _ = served
+    alice, bob = users
+    with _client(url, alice) as a, _client(url, bob) as b:
+        assert a.post("/v1/voices", json={"name": "alices-voice"}).status_code == 201
+        assert [v["name"] for v in b.get("/v1/voices").json()["voices"]] == []
+        assert "alices-voice" in [v["name"] for v in a.get("/v1/voices").json()["voices"]]
+        wav = io.BytesIO()
+        sf.write(wav, np.zeros(24_000, np.float32), 24_000, format="WAV")
+        for method, path, kwargs in [
+            ("GET", "/v1/voices/alices-voice", {}),
+            ("GET", "/v1/voices/alices-voice/report", {}),
+            ("POST", "/v1/voices/alices-voice/samples", {"files": {"files": ("a.wav", wav.getvalue(), "audio/wav")}}),
+            ("POST", "/v1/voices/alices-voice/consent", {"json": {"purpose": "x"}}),
+            ("GET", "/v1/voices/alices-voice/consent", {}),
+            (
+                "PUT",
+                "/v1/voices/alices-voice/consent/recording",
+                {"files": {"file": ("c.wav", wav.getvalue(), "audio/wav")}},
+            ),
+            ("POST", "/v1/voices/alices-voice/build", {"json": {}}),
+            ("GET", "/v1/voices/alices-voice/export", {}),
+            ("DELETE", "/v1/voices/alices-voice", {}),
+        ]:
+            r = b.request(method, path, **kwargs)
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
+        r = b.post("/v1/audio/speech", json={"input": "Hello.", "voice": "alices-voice"})
+        assert r.status_code == 404
+        # bob may use his own name space, even the same name
+        assert b.post("/v1/voices", json={"name": "alices-voice"}).status_code == 201
+        assert a.get("/v1/voices/alices-voice").status_code == 200
+        # accounts are admin business
+        assert a.post("/v1/accounts", json={"name": "mallory"}).status_code == 403
+        assert a.get("/v1/accounts").status_code == 403
+        r = a.post("/v1/voices/alices-voice/build", json={"waiver": "research"})
+        assert r.status_code in (400, 403)
+
+
+def test_uploads_are_checked_and_nothing_is_kept_on_failure(served, users):
+    url, _, srv = served
+    alice, _ = users
+    with _client(url, alice) as a:
+        a.post("/v1/voices", json={"name": "uploads"})
+        r = a.post("/v1/voices/uploads/samples", files={"files": ("x.wav", b"RIFF....not audio at all", "audio/wav")})
+        assert r.status_code == 400 and "x.wav" in r.json()["error"]["message"]
+        r = a.post("/v1/voices/uploads/samples", files={"files": ("x.exe", b"MZ", "application/octet-stream")})
+        assert r.status_code == 400 and "unsupported" in r.json()["error"]["message"]
+        assert a.get("/v1/voices/uploads").json()["samples"] == []
+        r = a.post("/v1/voices/uploads/build", json={})
+        assert r.status_code == 400 and "no samples" in r.json()["error"]["message"]
+        assert a.post("/v1/voices", json={"name": "Bad Name!"}).status_code == 400
+        assert a.post("/v1/voices", json={"name": "uploads"}).status_code == 409
+
+
+def test_limits_answer_429_413_and_503_with_retry_after(tts, tmp_path):
+    app = create_app(ServerConfig(root=tmp_path, rate=1, burst=2, max_streams=1, max_upload_bytes=200_000), tts=tts)
+    key = app.state.server.ensure_admin()
+    with LocalServer(app) as url, _client(url, key) as c:
+        codes = [c.get("/v1/me").status_code for _ in range(4)]
+        assert codes[:2] == [200, 200] and 429 in codes[2:]
+        r = c.get("/v1/me")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    app = create_app(ServerConfig(root=tmp_path / "b", rate=0, max_streams=1, max_upload_bytes=200_000), tts=tts)
+    key = app.state.server.ensure_admin()
+    with LocalServer(app) as url, _client(url, key) as c:
+        r = c.post("/v1/detect", files={"file": ("big.wav", b"0" * 300_000, "audio/wav")})
+        assert r.status_code == 413
+        with c.stream("POST", "/v1/audio/speech", json={"input": LONG, "response_format": "pcm"}) as held:
+            next(held.iter_bytes())
+            r = c.post("/v1/audio/speech", json={"input": "Me too.", "response_format": "pcm"})
+            assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+            held.close()
+        for _ in range(50):  # the slot comes back once the first client hangs up
+            r = c.post("/v1/audio/speech", json={"input": "Me too.", "response_format": "pcm"})
+            if r.status_code == 200:
+                break
+            threading.Event().wait(0.1)
+        assert r.status_code == 200
+
+
+def test_detect_endpoint(served, tts):
+    url, key, _ = served
+    marked = tts.speak("This one is marked.", voice="af_heart")
+    plain = tts._render("This one is not marked.", voice="af_heart")
+    with _client(url, key) as c:
+        for audio, expected in ((marked, True), (plain, False)):
+            buf = io.BytesIO()
+            sf.write(buf, audio.samples, audio.sample_rate, format="WAV")
+            r = c.post("/v1/detect", files={"file": ("clip.wav", buf.getvalue(), "audio/wav")})
+            assert r.status_code == 200 and r.json()["watermarked"] is expected
+
+
+def test_a_job_cut_by_a_restart_is_failed_cleanly(tmp_path):
+    jobs = Jobs(tmp_path / "jobs.sqlite")
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
+        db.execute(
+            "INSERT INTO jobs (id, account, voice, kind, state, created, updated) VALUES ('j1','a','v','build','running','t','t')"
+        )
+    del jobs
+    again = Jobs(tmp_path / "jobs.sqlite")
+    job = again.get("j1")
+    assert job.state == "failed" and job.error == INTERRUPTED
