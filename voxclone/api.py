@@ -275,13 +275,14 @@ class Voxclone:
         voice: _Voice,
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
+        first_phonemes: int = chunk.FIRST_PHONEMES,
     ) -> Iterator[Audio]:
         """The pieces as callers get them: watermarked, labelled, and logged when the stream ends."""
         tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
         claim = provenance.manifest(s.voice, voice.voice_id, voice.waiver)
         seconds = 0.0
         try:
-            for piece in self._pieces(text, s, voice, fast_start, progress):
+            for piece in self._pieces(text, s, voice, fast_start, progress, first_phonemes):
                 if self.watermark:
                     piece.samples = self.watermarker.embed(piece.samples, piece.sample_rate)
                 piece.tags, piece.provenance = dict(tags), claim
@@ -311,6 +312,7 @@ class Voxclone:
         voice: _Voice,
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
+        first_phonemes: int = chunk.FIRST_PHONEMES,
     ) -> Iterator[Audio]:
         g2p = self._g2p_for(resolve_language(s.lang or voice.language).code)
         prepared = self._prepare(text, g2p, MAX_TEXT_CHARS)
@@ -323,7 +325,7 @@ class Voxclone:
             return g2p.phonemize(piece, prepared.overrides)
 
         spoke = False
-        for piece in chunk.plan(prepared.text, phonemize, fast_start=fast_start):
+        for piece in chunk.plan(prepared.text, phonemize, fast_start=fast_start, first_phonemes=first_phonemes):
             tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
             if not tokens:
                 continue

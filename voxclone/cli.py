@@ -694,12 +694,14 @@ def bench_serve(
     json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     clients: str = typer.Option("1,4,16", "--clients", help="Concurrency levels, comma-separated."),
     seconds: float = typer.Option(30.0, "--seconds", help="How long each level runs."),
+    workers: int = typer.Option(1, "--workers", help="The server's synthesis slots."),
+    threads: int | None = typer.Option(None, "--threads", help="Model threads per slot (default: the server's)."),
 ) -> None:
     """The HTTP server under concurrent clients: first byte, full audio, throughput, errors."""
     from .bench.serve import run
 
     levels = tuple(int(c) for c in clients.split(",") if c.strip())
-    _report(run(levels, seconds, progress=lambda m: err.print(m)), json_path)
+    _report(run(levels, seconds, threads, workers, progress=lambda m: err.print(m)), json_path)
 
 
 def _report(result: dict, json_path: Path | None) -> None:

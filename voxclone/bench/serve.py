@@ -30,13 +30,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(root: Path, port: int, threads: int | None) -> subprocess.Popen:
+def _start(root: Path, port: int, threads: int | None, workers: int = 1) -> subprocess.Popen:
     import httpx
 
     env = dict(os.environ)
     if threads:
         env["VOXCLONE_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "voxclone.cli", "serve", "--root", str(root), "--port", str(port), "--rate", "0"]
+    cmd = [sys.executable, "-m", "voxclone.cli", "serve", "--root", str(root), "--port", str(port), "--rate", "0", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def _level(url: str, key: str, clients: int, seconds: float, texts: list[str]) -
     }
 
 
-def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, progress=None) -> dict:
+def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, workers: int = 1, progress=None) -> dict:
     import httpx
 
     say = progress or (lambda m: None)
@@ -135,7 +135,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, pr
         root, port = Path(tmp), _free_port()
         say("starting the server")
         t0 = time.perf_counter()
-        proc = _start(root, port, threads)
+        proc = _start(root, port, threads, workers)
         start_s = time.perf_counter() - t0
         url = f"http://127.0.0.1:{port}"
         key = (root / "admin.key").read_text().strip()
@@ -157,7 +157,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, pr
             except subprocess.TimeoutExpired:
                 proc.kill()
     base = rows[0]
-    result: dict = {"server_start_s": round(start_s, 1), "seconds_per_level": seconds, "levels": rows}
+    result: dict = {"server_start_s": round(start_s, 1), "seconds_per_level": seconds, "workers": workers, "levels": rows}
     for r in rows:
         n = r["clients"]
         result[f"p50_first_byte_s_{n}"] = r["p50_first_byte_s"]

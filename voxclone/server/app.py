@@ -34,6 +34,7 @@ from ..errors import AudioInputError, VoiceExistsError, VoiceNotFoundError, Voxc
 from ..safeguards.consent import ConsentError
 from ..safeguards.detect import detect_file
 from ..safeguards.protected import ProtectedVoiceError
+from ..text import chunk
 from ..text.g2p import resolve_language
 from .accounts import Account, AccountError, Accounts
 from .encode import FORMATS as STREAM_FORMATS
@@ -59,6 +60,7 @@ OPENAI_VOICES = {
     "shimmer": "af_sky",
     "verse": "bm_lewis",
 }
+LOADED_FIRST_PHONEMES = 18
 SAMPLE_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm", ".mp4"}
 
 
@@ -320,7 +322,9 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         enc = StreamEncoder(
             req.response_format, settings.sample_rate, metadata.tags_for(name, voice.voice_id, voice.waiver)
         )
-        pieces = srv.scheduler.iterate(tts._marked(req.input, settings, voice, True, None), release)
+        # under load a new stream's first piece is cut shorter: it waits behind others' pieces
+        first = LOADED_FIRST_PHONEMES if srv.scheduler.streams > 1 else chunk.FIRST_PHONEMES
+        pieces = srv.scheduler.iterate(tts._marked(req.input, settings, voice, True, None, first), release)
 
         def body():
             first = True

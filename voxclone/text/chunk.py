@@ -217,11 +217,12 @@ def plan(
     limit: int = MAX_PHONEMES,
     group: int = GROUP_PHONEMES,
     fast_start: bool = False,
+    first_phonemes: int = FIRST_PHONEMES,
 ) -> Iterator[Piece]:
     """Pieces of ``text`` in order; concatenating their texts gives back every word once.
 
     With ``fast_start`` the first sentence is never grouped with others, and a long one is cut
-    after a short leading phrase, so the first piece is quick to synthesise.
+    after a short leading phrase (near ``first_phonemes``), so the first piece is quick to synthesise.
     """
     first = fast_start
     for para in paragraphs(text):
@@ -231,8 +232,8 @@ def plan(
             if first:
                 first = False
                 head = None
-                if len(phonemize(sent)) > FIRST_PHONEMES * 1.4:
-                    head = _first_phrase(sent, phonemize, FIRST_PHONEMES)
+                if len(phonemize(sent)) > first_phonemes * 1.4:
+                    head = _first_phrase(sent, phonemize, first_phonemes)
                 if head:
                     yield Piece(head[0], head[1], PAUSE_CLAUSE if head[0][-1] in ",;:—" else PAUSE_WORD)
                     sent = sent[len(head[0]) :].strip()
