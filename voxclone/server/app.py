@@ -307,44 +307,48 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         g2p = await run_in_threadpool(tts._g2p_for, resolve_language(settings.lang or voice.language).code)
         tts._prepare(req.input, g2p, config.max_text_chars)  # empty or unsayable text: 400 now
         release = srv.scheduler.admit()
-        started = time.perf_counter()
-        media_type = STREAM_FORMATS[req.response_format][0]
-        headers = {
-            "X-Voxclone-Synthetic": "true",
-            "X-Voxclone-Watermark": "perth" if tts.watermark else "off",
-            "X-Voxclone-Voice": voice.voice_id or name,
-            "Cache-Control": "no-store",
-        }
-        if not req.stream and req.response_format in ("wav", "flac", "mp3"):
-            return await _whole_file(tts, req, settings, release, headers, media_type)
-        from ..safeguards import metadata
+        try:
+            started = time.perf_counter()
+            media_type = STREAM_FORMATS[req.response_format][0]
+            headers = {
+                "X-Voxclone-Synthetic": "true",
+                "X-Voxclone-Watermark": "perth" if tts.watermark else "off",
+                "X-Voxclone-Voice": voice.voice_id or name,
+                "Cache-Control": "no-store",
+            }
+            if not req.stream and req.response_format in ("wav", "flac", "mp3"):
+                return await _whole_file(tts, req, settings, release, headers, media_type)
+            from ..safeguards import metadata
 
-        enc = StreamEncoder(
-            req.response_format, settings.sample_rate, metadata.tags_for(name, voice.voice_id, voice.waiver)
-        )
-        # under load a new stream's first piece is cut shorter: it waits behind others' pieces
-        first = LOADED_FIRST_PHONEMES if srv.scheduler.streams > 1 else chunk.FIRST_PHONEMES
-        pieces = srv.scheduler.iterate(tts._marked(req.input, settings, voice, True, None, first), release)
+            enc = StreamEncoder(
+                req.response_format, settings.sample_rate, metadata.tags_for(name, voice.voice_id, voice.waiver)
+            )
+            # under load a new stream's first piece is cut shorter: it waits behind others' pieces
+            first = LOADED_FIRST_PHONEMES if srv.scheduler.streams > 1 else chunk.FIRST_PHONEMES
+            pieces = srv.scheduler.iterate(tts._marked(req.input, settings, voice, True, None, first), release)
 
-        def body():
-            first = True
-            try:
-                for piece in pieces:
-                    if first:
-                        srv.metrics.first_byte.observe(time.perf_counter() - started)
-                        first = False
-                    srv.metrics.audio.inc(piece.duration)
-                    data = enc.feed(piece.samples)
-                    if data:
-                        yield data
-                yield enc.close()
-            finally:
-                pieces.close()
+            def body():
+                waiting = True
+                try:
+                    for piece in pieces:
+                        if waiting:
+                            srv.metrics.first_byte.observe(time.perf_counter() - started)
+                            waiting = False
+                        srv.metrics.audio.inc(piece.duration)
+                        data = enc.feed(piece.samples)
+                        if data:
+                            yield data
+                    yield enc.close()
+                finally:
+                    pieces.close()
 
-        if not req.stream:
-            data = await run_in_threadpool(lambda: b"".join(body()))
-            return Response(data, media_type=media_type, headers=headers)
-        return StreamingResponse(body(), media_type=media_type, headers=headers, background=BackgroundTask(release))
+            if not req.stream:
+                data = await run_in_threadpool(lambda: b"".join(body()))
+                return Response(data, media_type=media_type, headers=headers)
+            return StreamingResponse(body(), media_type=media_type, headers=headers, background=BackgroundTask(release))
+        except BaseException:
+            release()
+            raise
 
     async def _whole_file(tts, req, settings, release, headers, media_type):
         tmp = Path(tempfile.mkdtemp(prefix="voxclone-speech-"))
@@ -654,10 +658,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
             os.replace(draft, gone)
             shutil.rmtree(gone)
             removed = True
-        try:
-            lib.consents.consume(name)
-        except Exception:
-            pass
+        lib.consents.consume(name)
         if not removed:
             raise VoiceNotFoundError(f"no voice named {name!r}")
         return {"deleted": name}
