@@ -36,7 +36,20 @@ def _start(root: Path, port: int, threads: int | None, workers: int = 1) -> subp
     env = dict(os.environ)
     if threads:
         env["VOXCLONE_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "voxclone.cli", "serve", "--root", str(root), "--port", str(port), "--rate", "0", "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "voxclone.cli",
+        "serve",
+        "--root",
+        str(root),
+        "--port",
+        str(port),
+        "--rate",
+        "0",
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -157,7 +170,12 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
             except subprocess.TimeoutExpired:
                 proc.kill()
     base = rows[0]
-    result: dict = {"server_start_s": round(start_s, 1), "seconds_per_level": seconds, "workers": workers, "levels": rows}
+    result: dict = {
+        "server_start_s": round(start_s, 1),
+        "seconds_per_level": seconds,
+        "workers": workers,
+        "levels": rows,
+    }
     for r in rows:
         n = r["clients"]
         result[f"p50_first_byte_s_{n}"] = r["p50_first_byte_s"]
