@@ -139,6 +139,11 @@ def _import_perth():
                     sys.modules[k] = v
 
 
+def _fit(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` cut or zero-padded to ``n`` samples (STFT and resampling round lengths)."""
+    return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)))
+
+
 def gate(clean: np.ndarray, marked: np.ndarray, ratio: float = GATE) -> np.ndarray:
     """``marked`` with its residual held at most ``ratio`` x the clean audio's level, frame by frame.
 
@@ -201,9 +206,7 @@ class Watermarker:
         y = resample(x, rate, PERTH_RATE)
         with torch.inference_mode():
             marked = np.asarray(net.apply_watermark(y, sample_rate=PERTH_RATE), np.float32)
-        marked = marked[: len(y)] if len(marked) >= len(y) else np.pad(marked, (0, len(y) - len(marked)))
-        out = resample(gate(y, marked), PERTH_RATE, rate)
-        out = out[: len(x)] if len(out) >= len(x) else np.pad(out, (0, len(x) - len(out)))
+        out = _fit(resample(gate(y, _fit(marked, len(y))), PERTH_RATE, rate), len(x))
         peak = float(np.max(np.abs(out)))
         return out / peak * 0.999 if peak > 1.0 else out
 

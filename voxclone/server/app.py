@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 
 from ..api import SpeechSettings, Voxclone
 from ..audio import read_audio
+from ..cloning.collect import AUDIO_SUFFIXES
 from ..cloning.library import VoiceLibrary, check_name
 from ..engine.assets import home
 from ..errors import AudioInputError, VoiceExistsError, VoiceNotFoundError, VoxcloneError
@@ -61,7 +62,6 @@ OPENAI_VOICES = {
     "verse": "bm_lewis",
 }
 LOADED_FIRST_PHONEMES = 18
-SAMPLE_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm", ".mp4"}
 
 
 @dataclass
@@ -169,13 +169,15 @@ class Server:
         self.metrics = _Metrics()
         self._tts: dict[str, Voxclone] = {}
 
-    def library(self, account: Account) -> VoiceLibrary:
-        return VoiceLibrary(self.accounts.folder(account) / "voices", shared=self.operator)
-
     def tts_for(self, account: Account) -> Voxclone:
+        """The shared model speaking from the account's own voice library."""
         if account.id not in self._tts:
-            self._tts[account.id] = self.tts.with_library(self.library(account))
+            lib = VoiceLibrary(self.accounts.folder(account) / "voices", shared=self.operator)
+            self._tts[account.id] = self.tts.with_library(lib)
         return self._tts[account.id]
+
+    def library(self, account: Account) -> VoiceLibrary:
+        return self.tts_for(account).library
 
     def drafts(self, account: Account) -> Path:
         return self.accounts.folder(account) / "drafts"
@@ -291,12 +293,6 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
     async def speech(req: SpeechRequest, acct: Account = Depends(account)):
         if req.model not in MODELS:
             raise ApiError(400, f"model {req.model!r}: use one of {', '.join(MODELS)}")
-        if len(req.input) > config.max_text_chars:
-            raise ApiError(
-                400,
-                f"input has {len(req.input):,} characters; the limit is {config.max_text_chars:,}",
-                "invalid_request_error",
-            )
         tts = srv.tts_for(acct)
         name = OPENAI_VOICES.get(req.voice, req.voice)
         try:
@@ -305,7 +301,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
             raise ApiError(400, str(e)) from e
         voice = await run_in_threadpool(tts._voice, name)  # unknown voice: 404 before any audio
         g2p = await run_in_threadpool(tts._g2p_for, resolve_language(settings.lang or voice.language).code)
-        tts._prepare(req.input, g2p, config.max_text_chars)  # empty or unsayable text: 400 now
+        tts._prepare(req.input, g2p, config.max_text_chars)  # too long, empty or unsayable: 400 now
         release = srv.scheduler.admit()
         try:
             started = time.perf_counter()
@@ -405,6 +401,13 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
             "job": job.as_dict() if job else None,
         }
 
+    def _samples(path: Path, name: str) -> list[Path]:
+        """A draft's uploaded recordings (checked audio; not their .json notes or partial uploads)."""
+        files = [p for p in sorted((path / "samples").iterdir()) if p.suffix in AUDIO_SUFFIXES]
+        if not files:
+            raise ApiError(400, f"voice {name!r} has no samples yet; upload some first")
+        return files
+
     def _voice_info(acct: Account, name: str) -> dict:
         lib = srv.library(acct)
         if lib.exists(name):
@@ -478,8 +481,8 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
 
     def _suffix(filename: str | None) -> str:
         suffix = Path(filename or "").suffix.lower()
-        if suffix not in SAMPLE_SUFFIXES:
-            raise ApiError(400, f"{filename!r}: unsupported file type; send {', '.join(sorted(SAMPLE_SUFFIXES))}")
+        if suffix not in AUDIO_SUFFIXES:
+            raise ApiError(400, f"{filename!r}: unsupported file type; send {', '.join(sorted(AUDIO_SUFFIXES))}")
         return suffix
 
     @app.post("/v1/voices/{name}/samples", status_code=201)
@@ -515,9 +518,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         cached = path / "report.json"
         if cached.is_file():
             return json.loads(cached.read_text())
-        files = [p for p in sorted((path / "samples").iterdir()) if p.suffix != ".json" and not p.name.startswith(".")]
-        if not files:
-            raise ApiError(400, f"voice {name!r} has no samples yet; upload some first")
+        files = _samples(path, name)
         from ..cloning.collect import collect
 
         release = srv.scheduler.admit()
@@ -559,11 +560,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         path = _draft(acct, name)
         if srv.jobs.active_for(acct.id, name):
             raise ApiError(409, f"voice {name!r} is already being built", "conflict_error")
-        samples = [
-            p for p in sorted((path / "samples").iterdir()) if p.suffix != ".json" and not p.name.startswith(".")
-        ]
-        if not samples:
-            raise ApiError(400, f"voice {name!r} has no samples yet; upload some first")
+        samples = _samples(path, name)
         consent = next(iter(path.glob("consent.*")), None)
         waiver = (req.waiver or "").strip() or None
         if waiver and not acct.admin:
@@ -579,7 +576,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 f"record the speaker reading it, upload it (PUT /v1/voices/{name}/consent/recording)",
             )
         meta = json.loads((path / "draft.json").read_text())
-        tts, lib = srv.tts_for(acct), srv.library(acct)
+        tts = srv.tts_for(acct)
 
         def work(report) -> dict:
             from ..cloning.clone import clone
@@ -603,7 +600,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 seed=req.seed,
                 budget_s=req.budget_s,
                 tts=tts,
-                library=lib,
+                library=tts.library,
                 progress=lambda m: report({"message": m}),
                 fit_progress=fit,
             )
@@ -740,6 +737,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         for name in lib.names():
             await run_in_threadpool(lib.delete, name)
         shutil.rmtree(srv.accounts.folder(target), ignore_errors=True)
+        srv._tts.pop(account_id, None)
         srv.operator.audit.append("account_closed", None, account=account_id)
         return {"closed": account_id}
 
