@@ -282,39 +282,18 @@ def test_a_job_cut_by_a_restart_is_failed_cleanly(tmp_path):
 
 
 def test_voxclone_serve_makes_one_admin_and_answers(tmp_path):
-    import socket
-    import subprocess
-    import sys
-    import time
+    from voxclone.server.local import spawn, stop
 
-    def start():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        cmd = [sys.executable, "-m", "voxclone.cli", "serve", "--root", str(tmp_path), "--port", str(port)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    return proc, f"http://127.0.0.1:{port}"
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        proc.kill()
-        raise AssertionError(proc.stderr.read())
-
-    def stop(proc) -> str:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-        return err
-
-    proc, url = start()
+    proc, url = spawn(tmp_path)
     key = (tmp_path / "admin.key").read_text().strip()
     assert oct((tmp_path / "admin.key").stat().st_mode & 0o777) == "0o600"
     with _client(url, key) as c:
         assert c.get("/v1/me").json()["name"] == "admin"
         assert "voxclone" in c.get("/").text  # the web UI
-    assert key in stop(proc)  # shown once, on first start
-    proc, url = start()
+    stop(proc)
+    assert key in (tmp_path / "serve.log").read_text()  # shown once, on first start
+    proc, url = spawn(tmp_path)
     with _client(url, key) as c:
         assert len(c.get("/v1/accounts").json()["accounts"]) == 1  # no second admin
-    assert key not in stop(proc)
+    stop(proc)
+    assert (tmp_path / "serve.log").read_text().count(key) == 1

@@ -8,10 +8,6 @@ audio (p50/p95), throughput in audio seconds per wall second, and errors by type
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,50 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..server.local import spawn, stop
 from .sentences import SENTENCES
 
 RATE = 24_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(root: Path, port: int, threads: int | None, workers: int = 1) -> subprocess.Popen:
-    import httpx
-
-    env = dict(os.environ)
-    if threads:
-        env["VOXCLONE_THREADS"] = str(threads)
-    cmd = [
-        sys.executable,
-        "-m",
-        "voxclone.cli",
-        "serve",
-        "--root",
-        str(root),
-        "--port",
-        str(port),
-        "--rate",
-        "0",
-        "--workers",
-        str(workers),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {proc.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the server did not start within 180 s")
 
 
 def _client(url: str, key: str, texts: list[str], until: float, offset: int, out: list[dict]) -> None:
@@ -145,12 +101,12 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
     say = progress or (lambda m: None)
     texts = [t for t, _ in SENTENCES]
     with tempfile.TemporaryDirectory(prefix="voxclone-bench-serve-") as tmp:
-        root, port = Path(tmp), _free_port()
+        root = Path(tmp)
         say("starting the server")
         t0 = time.perf_counter()
-        proc = _start(root, port, threads, workers)
+        env = {"VOXCLONE_THREADS": str(threads)} if threads else None
+        proc, url = spawn(root, "--rate", "0", "--workers", str(workers), env=env)
         start_s = time.perf_counter() - t0
-        url = f"http://127.0.0.1:{port}"
         key = (root / "admin.key").read_text().strip()
         try:
             httpx.post(  # warm-up: the first request loads lazily built parts
@@ -164,11 +120,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
                 say(f"{n} client(s) for {seconds:.0f} s")
                 rows.append(_level(url, key, n, seconds, texts))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     base = rows[0]
     result: dict = {
         "server_start_s": round(start_s, 1),

@@ -1,10 +1,14 @@
-"""Run the server in a background thread on a free loopback port (tests, benchmarks, notebooks)."""
+"""Run the server on a free loopback port: in a thread (tests, notebooks) or as its own process."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -44,3 +48,47 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def spawn(root: Path, *args: str, env: dict | None = None, timeout: float = 180) -> tuple[subprocess.Popen, str]:
+    """``voxclone serve --root ROOT ARGS`` as a process on a free port, once /healthz answers.
+
+    Its messages go to ROOT/serve.log (a pipe nobody reads would stall a busy server).
+    """
+    import httpx
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [sys.executable, "-m", "voxclone.cli", "serve", "--root", str(root), "--port", str(port), *args]
+    with open(root / "serve.log", "ab") as log:
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (root / "serve.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the server exited: {tail}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the server did not start within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
