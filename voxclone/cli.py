@@ -704,6 +704,26 @@ def bench_serve(
     _report(run(levels, seconds, threads, workers, progress=lambda m: err.print(m)), json_path)
 
 
+@bench_app.command("parity")
+def bench_parity(
+    json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
+    sentences: int = typer.Option(20, "--sentences", help="Benchmark sentences per voice."),
+    voices: str = typer.Option("af_heart,am_michael,bf_emma,bm_george,ef_dora", "--voices", help="Comma-separated."),
+) -> None:
+    """The PyTorch rebuild of Kokoro against the ONNX graph: durations, log-mel distance, WER, similarity."""
+    from .bench.parity import run
+
+    chosen = tuple(v.strip() for v in voices.split(",") if v.strip())
+    _report(
+        run(
+            sentences,
+            chosen,
+            progress=lambda v, i: err.print(f"{v} {i + 1}/{sentences}") if i == sentences - 1 else None,
+        ),
+        json_path,
+    )
+
+
 def _report(result: dict, json_path: Path | None) -> None:
     table = Table(title=result.get("title", "benchmark"))
     rows = result.get("table", [])

@@ -1,0 +1,81 @@
+"""The PyTorch rebuild of Kokoro (voxclone.training): conversion, stages, parity with the ONNX graph, fitting."""
+
+import numpy as np
+import pytest
+import torch
+
+from voxclone.bench.sentences import SENTENCES
+from voxclone.engine import assets
+from voxclone.engine.voices import style_for
+from voxclone.text.g2p import G2P
+from voxclone.training import convert, parity
+from voxclone.training.model import FRAME_SAMPLES, Kokoro, Prosody
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(2)
+    return convert.load()
+
+
+@pytest.fixture(scope="module")
+def utterance(vocab):
+    tokens = [vocab[c] for c in G2P("en-us", vocab)("The quick brown fox jumps over the lazy dog.") if c in vocab]
+    packs, _ = assets.load_voice_packs(None)
+    return torch.tensor([[0, *tokens, 0]]), torch.from_numpy(style_for(packs["af_heart"], len(tokens)))
+
+
+def test_conversion_sets_every_parameter_from_the_graph():
+    state = convert.weights_from_onnx(assets.resolve_model(None))
+    own = Kokoro().state_dict()
+    assert set(own) <= set(state)
+    assert all(tuple(state[k].shape) == tuple(own[k].shape) for k in own)
+    # weights come out at the scale of a trained network, not as raw int8 codes
+    assert 0.001 < float(state["decoder.encode.conv1.weight"].abs().mean()) < 1.0
+    broken = dict(state)
+    del broken["predictor.shared.weight_hh_l0"]
+    with pytest.raises(ValueError, match="predictor.shared.weight_hh_l0"):
+        convert.load_weights(Kokoro(), broken)
+
+
+def test_conversion_is_cached_and_reused(model):
+    cache = convert.cached_weights_path(assets.resolve_model(None))
+    assert cache.exists()
+    again = convert.load()
+    assert torch.equal(again.decoder.generator.conv_post.weight, model.decoder.generator.conv_post.weight)
+
+
+def test_stages_take_external_durations_and_f0(model, utterance):
+    tokens, style = utterance
+    with torch.no_grad():
+        plan = model.predict(tokens, style)
+        audio = model.decode(tokens, style, plan)[0].numpy()
+        assert len(audio) == int(plan.durations.sum()) * FRAME_SAMPLES
+        slow = Prosody(plan.durations * 2, *model.predictor_f0n_for(tokens, style, plan.durations * 2))
+        longer = model.decode(tokens, style, slow)[0].numpy()
+        assert len(longer) == 2 * len(audio)
+        high = model.decode(tokens, style, Prosody(plan.durations, plan.f0 * 1.5, plan.energy))[0].numpy()
+    from voxclone.cloning.quality import median_f0
+
+    base, raised = median_f0(audio, 24_000), median_f0(high, 24_000)
+    assert 1.35 < raised / base < 1.65, (base, raised)
+
+
+def test_durations_match_the_graph_on_one_sentence(model, utterance):
+    tokens, style = utterance
+    ref = parity.Reference()
+    onnx_dur = ref.durations(tokens[0, 1:-1].tolist(), style.numpy())
+    with torch.no_grad():
+        own = model.predict(tokens, style).durations.numpy()
+    assert np.abs(own - onnx_dur).mean() <= 0.25
+
+
+@pytest.mark.slow
+def test_parity_with_the_onnx_graph(model):
+    """20 sentences x 5 voices: durations on all, audio (log-mel, WER, similarity) on every 5th sentence."""
+    r = parity.run(model, [t for t, _ in SENTENCES[:20]], parity.VOICES, floor_every=2, audio_every=5)
+    assert r["duration_mean_abs_diff_frames"] <= 1.0, r
+    # int8 activations alone move the float model's log-mel by the floor; the graph may differ a little more
+    assert r["log_mel_l1"] <= 1.5 * r["log_mel_l1_int8_floor"], r
+    assert abs(r["wer_torch"] - r["wer_onnx"]) <= 0.03, r
+    assert abs(r["similarity_torch"] - r["similarity_onnx"]) <= 0.02, r
