@@ -38,6 +38,13 @@ def test_conversion_sets_every_parameter_from_the_graph():
         convert.load_weights(Kokoro(), broken)
 
 
+def test_config_is_read_off_the_graph():
+    from voxclone.training.model import CONFIG
+
+    derived = convert.config_from_graph(assets.resolve_model(None))
+    assert derived == {k: CONFIG[k] for k in derived}
+
+
 def test_conversion_is_cached_and_reused(model):
     cache = convert.cached_weights_path(assets.resolve_model(None))
     assert cache.exists()
@@ -79,3 +86,49 @@ def test_parity_with_the_onnx_graph(model):
     assert r["log_mel_l1"] <= 1.5 * r["log_mel_l1_int8_floor"], r
     assert abs(r["wer_torch"] - r["wer_onnx"]) <= 0.03, r
     assert abs(r["similarity_torch"] - r["similarity_onnx"]) <= 0.02, r
+
+
+@pytest.mark.slow
+def test_train_quality_moves_toward_the_speaker(tts, tmp_path):
+    """An off-manifold "person" (a stock style moved 1.2 spreads) recorded in four takes; `--quality train`
+    fits by gradient descent and must end closer to them than the instant voice, on both encoders."""
+    import soundfile as sf
+
+    from voxclone.bench.dvector import DVectorEncoder
+    from voxclone.cloning.build import VoiceBuilder
+    from voxclone.cloning.clone import clone
+    from voxclone.cloning.library import VoiceLibrary
+    from voxclone.cloning.speaker import centroid
+    from voxclone.cloning.texts import EVAL
+
+    builder = VoiceBuilder(tts, "en-us")
+    dirs, _ = builder._basis()
+    person = tts._stock()["af_sarah"] + (1.2 * dirs[1] - 0.8 * dirs[3]).reshape(1, 1, 256)
+    tts.add_voice("__person__", person, "en-us", kind="fitting")
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    for i in range(4):
+        text = " ".join(t for t, _ in SENTENCES[20 + 2 * i : 22 + 2 * i])
+        a = tts._render(text, voice="__person__")
+        sf.write(takes / f"take{i}.wav", a.samples, a.sample_rate)
+    lib = VoiceLibrary(tmp_path / "voices")
+    seen = []
+    kw = dict(waiver="test", tts=tts, library=lib, lang="en-us")
+    instant = clone("person-instant", [takes], quality="instant", **kw)
+    trained = clone("person", [takes], quality="train", budget_s=120, fit_progress=seen.append, **kw)
+    assert trained["quality"] == "train" and len(seen) >= 2 and seen[-1]["heldout"] < seen[0]["heldout"]
+    assert trained["build"]["seconds"] <= 150
+    dv = DVectorEncoder()
+    for embed in (builder.encoder.embed, dv.embed):
+
+        def embs(pack, speed=1.0, pitch=0.0, embed=embed):
+            tts.add_voice("__probe__", pack, "en-us", kind="fitting")
+            clips = [tts._render(t, voice="__probe__", speed=speed, pitch=pitch) for t in EVAL[:6]]
+            return np.stack([embed(a.samples, a.sample_rate) for a in clips])
+
+        ref = centroid(embs(person))
+        scores = {}
+        for name, record in (("person-instant", instant), ("person", trained)):
+            _, pack = lib.load(name)
+            scores[name] = float((embs(pack, record["speed"], record["pitch"]) @ ref).mean())
+        assert scores["person"] > scores["person-instant"] + 0.02, (embed, scores)

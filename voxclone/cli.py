@@ -153,12 +153,16 @@ def clone(
     waiver: str | None = typer.Option(
         None, "--consent-waiver", help="Build without a consent recording; the reason is recorded."
     ),
-    quality: str = typer.Option("instant", "--quality", help="instant (seconds) or best (fitted, minutes)."),
+    quality: str = typer.Option(
+        "instant",
+        "--quality",
+        help="instant (seconds), best (black-box fit, minutes) or train (gradient fit through the PyTorch model).",
+    ),
     lang: str | None = typer.Option(
         None, "--lang", help="The voice's default language (default: what the recordings speak)."
     ),
     seed: int = typer.Option(0, "--seed", help="Makes fitting repeatable."),
-    budget: float = typer.Option(240.0, "--budget", help="Seconds of fitting for --quality best."),
+    budget: float = typer.Option(240.0, "--budget", help="Seconds of fitting for --quality best or train."),
 ) -> None:
     """Build a voice from a speaker's recordings and add it to the library."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -173,14 +177,17 @@ def clone(
             console=err,
             transient=True,
         ) as bar:
-            task = bar.add_task("collecting", total=budget if quality == "best" else None, info="")
+            task = bar.add_task("collecting", total=budget if quality in ("best", "train") else None, info="")
 
             def fit(entry: dict) -> None:
+                score = (
+                    f"similarity {entry['best']:.3f}" if "best" in entry else f"held-out loss {entry['heldout']:.3f}"
+                )
                 bar.update(
                     task,
                     description="fitting",
                     completed=min(budget, entry["seconds"]),
-                    info=f"step {entry['step']}  similarity {entry['best']:.3f}",
+                    info=f"step {entry['step']}  {score}",
                 )
 
             record = run_clone(

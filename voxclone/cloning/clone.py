@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from ..audio import read_audio
 from ..engine.assets import sha256_file
 from ..errors import AudioInputError, VoiceExistsError
@@ -23,7 +25,7 @@ from .build import Built, VoiceBuilder, target_from
 from .collect import CLIP_RATE, Collection, collect
 from .library import VoiceLibrary, check_name
 
-QUALITIES = ("instant", "best")
+QUALITIES = ("instant", "best", "train")
 BUILDER_VERSION = 1
 
 
@@ -142,6 +144,8 @@ def clone(
     instant_similarity = built.similarity
     if quality == "best":
         built = builder.best(target, built, seed=seed, budget_s=budget_s, max_evals=max_evals, progress=fit_progress)
+    elif quality == "train":
+        built = _train(tts, builder, target, col, built, seed, budget_s, fit_progress)
     record = {
         "id": uuid.uuid4().hex[:16],
         "name": name,
@@ -184,3 +188,17 @@ def clone(
     audit.append("voice_built", record["id"], quality=quality, seconds=round(built.seconds, 1))
     say(f"stored voice {name!r}")
     return record
+
+
+def _train(tts, builder: VoiceBuilder, target, col, start: Built, seed: int, budget_s: float, progress) -> Built:
+    """Gradient-descent fit through the PyTorch Kokoro (voxclone.training), starting from the instant voice."""
+    from ..training.adapt import train_voice
+
+    fitted, speed, pitch = train_voice(tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress)
+    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base))
+    built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch)
+    built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]
+    built.evaluations = fitted.steps
+    built.seconds = fitted.seconds
+    built.stopped = fitted.stopped
+    return built

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 from ..engine import assets
 from .model import Kokoro
 
-FORMAT = 1  # bump when the conversion changes, so cached weights are rebuilt
+FORMAT = 2  # bump when the conversion changes, so cached weights are rebuilt
 
 
 def _torch_path(node_path: str) -> str:
@@ -124,6 +124,55 @@ def weights_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()}
 
 
+def config_from_graph(path: str | os.PathLike, state: dict[str, torch.Tensor] | None = None) -> dict:
+    """Kokoro's configuration read off the graph: sizes from the weights, strides, dilations and the number
+    of ALBERT passes from the nodes. (Only the attention head count is not visible; 64-wide heads assumed.)"""
+    model = onnx.load(str(path))
+    state = state if state is not None else weights_from_onnx(path)
+    attrs = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in model.graph.node}
+
+    def shape(key: str) -> tuple[int, ...]:
+        return tuple(state[key].shape)
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix) :].split(".")[0] for k in state if k.startswith(prefix)})
+
+    n_ups = count("decoder.generator.ups.")
+    n_kernels = count("decoder.generator.resblocks.") // n_ups
+    gen = "/decoder/decoder/generator"
+    hidden = shape("bert.encoder.embedding_hidden_mapping_in.weight")[0]
+    return {
+        "n_token": shape("text_encoder.embedding.weight")[0],
+        "hidden_dim": shape("text_encoder.embedding.weight")[1],
+        "style_dim": shape("decoder.encode.norm1.fc.weight")[1],
+        "n_layer": count("text_encoder.cnn."),
+        "max_dur": shape("predictor.duration_proj.linear_layer.weight")[0],
+        "text_kernel": shape("text_encoder.cnn.0.0.weight")[2],
+        "bert": {
+            "vocab": shape("bert.embeddings.word_embeddings.weight")[0],
+            "embedding": shape("bert.embeddings.word_embeddings.weight")[1],
+            "hidden": hidden,
+            "heads": hidden // 64,
+            "intermediate": shape("bert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight")[0],
+            "positions": shape("bert.embeddings.position_embeddings.weight")[0],
+            "layers": sum(n.op_type == "MatMulInteger" and "/attention/query" in n.name for n in model.graph.node),
+        },
+        "upsample_rates": tuple(attrs[f"{gen}/ups.{i}/ConvTranspose"]["strides"][0] for i in range(n_ups)),
+        "upsample_kernels": tuple(shape(f"decoder.generator.ups.{i}.weight")[2] for i in range(n_ups)),
+        "upsample_initial_channel": shape("decoder.generator.ups.0.weight")[0],
+        "resblock_kernels": tuple(
+            shape(f"decoder.generator.resblocks.{j}.convs1.0.weight")[2] for j in range(n_kernels)
+        ),
+        "resblock_dilations": tuple(
+            tuple(attrs[f"{gen}/resblocks.{j}/convs1.{i}/Conv_quant"]["dilations"][0] for i in range(3))
+            for j in range(n_kernels)
+        ),
+        "n_fft": shape("decoder.generator.conv_post.weight")[0] - 2,
+        "hop": attrs[f"{gen}/istft/stft/ConvTranspose"]["strides"][0],
+        "sample_rate": 24_000,
+    }
+
+
 def load_weights(model: Kokoro, state: dict[str, torch.Tensor]) -> None:
     """Load a state dict; refuse one that leaves any parameter unset or has the wrong shapes."""
     own = model.state_dict()
@@ -161,19 +210,21 @@ def cached_weights_path(onnx_path: Path) -> Path:
 def load(source: str | os.PathLike | None = None) -> Kokoro:
     """The float torch model in eval mode. `source`: None (the packaged int8 ONNX, converted once and cached),
     an `.onnx` file, or an official `.pth`."""
-    model = Kokoro()
     path = Path(source) if source else assets.resolve_model(None)
     if path.suffix == ".pth":
-        state = official_state(path)
+        state, config = official_state(path), {}
     else:
         cache = cached_weights_path(path)
         if cache.exists():
-            state = torch.load(cache, map_location="cpu", weights_only=True)
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            state, config = saved["state"], saved["config"]
         else:
             state = weights_from_onnx(path)
+            config = config_from_graph(path, state)
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            torch.save(state, tmp)
+            torch.save({"state": state, "config": config}, tmp)
             os.replace(tmp, cache)
+    model = Kokoro(config)
     load_weights(model, state)
     return model.eval()

@@ -1,0 +1,323 @@
+"""Fit a voice to a speaker's recordings by gradient descent through the PyTorch Kokoro.
+
+For each clip (audio + transcript): phonemes from the transcript, durations from aligning the clip with
+the model's own rendering (DTW on band-limited log-mels), and the clip's F0 (WORLD). The style offset
+(both halves) is then fitted to minimise
+
+* a multi-resolution log-mel loss between the clip and the decoder's output for the clip's own durations
+  and F0 (gain-invariant, and limited to the recording's band, so telephone audio does not teach muffling),
+* an F0 loss: the predictor's F0 for those durations against the clip's voiced F0 (log Hz),
+* a duration loss: the predictor's soft durations against the aligned ones,
+* a penalty on leaving the stock voices' spread (far outside it speech degrades),
+
+with early stopping on held-out clips. The result is a style pack (stock-shaped rows + the offset), so
+the fast ONNX path speaks it at full speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import FRAME_SAMPLES, Kokoro
+
+RATE = 24_000
+F0_HOP = FRAME_SAMPLES // 2  # the predictor's F0 runs at two values per frame (12.5 ms)
+RESOLUTIONS = ((1024, 300), (512, 150), (256, 75))
+
+
+class MelLoss:
+    """Log-mel spectra at several resolutions with the mel bank cut at the recording's band limit."""
+
+    def __init__(self, fmax: float = 11_000.0, n_mels: int = 64):
+        import librosa
+
+        self.banks = []
+        for n_fft, hop in RESOLUTIONS:
+            bank = librosa.filters.mel(sr=RATE, n_fft=n_fft, n_mels=n_mels, fmin=50.0, fmax=fmax)
+            self.banks.append((n_fft, hop, torch.from_numpy(bank), torch.hann_window(n_fft)))
+
+    def spectra(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for n_fft, hop, bank, window in self.banks:
+            spec = torch.stft(audio, n_fft, hop, n_fft, window, center=True, return_complex=True).abs() ** 2
+            out.append(torch.log(torch.clamp(bank @ spec, min=1e-7)))
+        return out
+
+    def __call__(self, audio: torch.Tensor, target: list[torch.Tensor]) -> torch.Tensor:
+        loss = audio.new_zeros(())
+        for got, want in zip(self.spectra(audio), target, strict=True):
+            n = min(got.shape[-1], want.shape[-1])
+            diff = got[..., :n] - want[..., :n]
+            loss = loss + (diff - diff.mean()).abs().mean()  # a level difference is not a voice difference
+        return loss / len(self.banks)
+
+
+@dataclass
+class Utterance:
+    """One clip prepared for fitting."""
+
+    tokens: torch.Tensor  # [1, T] with the boundary tokens
+    row: int  # style-pack row for this length
+    durations: torch.Tensor  # [T] frames, summing to the clip's frames
+    f0: torch.Tensor  # [2F] Hz, 0 where unvoiced
+    target: list[torch.Tensor]  # log-mels of the clip
+    d_en: torch.Tensor  # ALBERT features (style-independent, computed once)
+    asr: torch.Tensor  # text features on the clip's frames (style-independent)
+    seconds: float
+
+
+def clip_f0(audio: np.ndarray, frames: int) -> np.ndarray:
+    """WORLD F0 at the predictor's rate (2 values per frame), 0 where unvoiced."""
+    import pyworld
+
+    x = np.asarray(audio, np.float64)
+    f0, t = pyworld.dio(x, RATE, f0_floor=60.0, f0_ceil=500.0, frame_period=1000 * F0_HOP / RATE)
+    f0 = pyworld.stonemask(x, f0, t, RATE)
+    out = np.zeros(2 * frames, np.float32)
+    n = min(len(out), len(f0))
+    out[:n] = f0[:n]
+    return out
+
+
+def _align(model_mel: np.ndarray, clip_mel: np.ndarray, model_durations: np.ndarray) -> np.ndarray:
+    """Frames per token for the clip, from a DTW path between the model's rendering and the clip."""
+    import librosa
+
+    def norm(m: np.ndarray) -> np.ndarray:
+        m = m - m.mean(axis=1, keepdims=True)
+        return m / (np.linalg.norm(m, axis=0, keepdims=True) + 1e-6)
+
+    _, path = librosa.sequence.dtw(X=norm(model_mel), Y=norm(clip_mel), metric="euclidean")
+    token_of_frame = np.repeat(np.arange(len(model_durations)), model_durations)
+    token_for_clip = np.zeros(clip_mel.shape[1], np.int64)
+    for i, j in path[::-1]:  # path runs backwards; keep the first model frame matched to each clip frame
+        token_for_clip[j] = token_of_frame[min(i, len(token_of_frame) - 1)]
+    token_for_clip = np.maximum.accumulate(token_for_clip)  # monotonic
+    return np.bincount(token_for_clip, minlength=len(model_durations)).astype(np.int64)
+
+
+@dataclass
+class Fitted:
+    pack: np.ndarray  # (rows, 1, 256)
+    delta: np.ndarray  # (256,)
+    heldout_loss: float
+    start_heldout_loss: float
+    steps: int
+    seconds: float
+    log: list[dict] = field(default_factory=list)
+    stopped: str = ""
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return (x.pow(2).mean() + 1e-12).sqrt()  # the epsilon keeps the gradient finite at zero
+
+
+def stock_spread(packs: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-dimension std of the stock voices' mean style rows: the unit the offset is measured in."""
+    return np.stack([p[10:150].reshape(-1, 256).mean(axis=0) for p in packs.values()]).std(axis=0)
+
+
+class Adapter:
+    """Prepares a speaker's clips and fits a style offset to them."""
+
+    def __init__(self, model: Kokoro, pack: np.ndarray, band_hz: int = 0):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.pack = np.asarray(pack, np.float32)
+        self.loss = MelLoss(fmax=min(11_000.0, 0.95 * band_hz) if band_hz else 11_000.0)
+
+    def style(self, row: int, delta: torch.Tensor | None = None) -> torch.Tensor:
+        s = torch.from_numpy(np.array(self.pack[min(max(row, 1), len(self.pack)) - 1].reshape(1, 256)))
+        return s if delta is None else s + delta
+
+    @torch.no_grad()
+    def prepare(self, audio: np.ndarray, tokens: list[int]) -> Utterance:
+        """Align one clip (24 kHz) with its phoneme tokens."""
+        tk = torch.tensor([[0, *tokens, 0]])
+        style = self.style(len(tokens))
+        plan = self.model.predict(tk, style)
+        rendered = self.model.decode(tk, style, plan)[0].numpy()
+        frames = max(len(audio) // FRAME_SAMPLES, 1)
+        audio = np.asarray(audio[: frames * FRAME_SAMPLES], np.float32)
+        mel = self._frame_mel
+        durations = _align(mel(rendered), mel(audio)[:, :frames], plan.durations.numpy())
+        durations[-1] += frames - int(durations.sum())  # the last token takes any rounding remainder
+        dur = torch.from_numpy(durations)
+        d_en = self.model.bert_encoder(self.model.bert(tk)).transpose(1, 2)
+        asr = self.model.text_encoder(tk) @ self.model.alignment(dur)
+        target = self.loss.spectra(torch.from_numpy(audio)[None])
+        f0 = torch.from_numpy(clip_f0(audio, frames))[None]
+        return Utterance(tk, len(tokens), dur, f0, target, d_en, asr, len(audio) / RATE)
+
+    def _frame_mel(self, audio: np.ndarray) -> np.ndarray:
+        import librosa
+
+        # alignment only needs the low band that every channel, telephone included, carries
+        mel = librosa.feature.melspectrogram(
+            y=audio, sr=RATE, n_fft=2048, hop_length=FRAME_SAMPLES, n_mels=40, fmax=4000.0, center=True
+        )
+        return np.log(mel + 1e-6)
+
+    def losses(self, u: Utterance, delta: torch.Tensor, start: int = 0, frames: int = 0) -> dict[str, torch.Tensor]:
+        """Losses for one clip; the decoder (the costly part) runs on `frames` frames from `start` (0: all)."""
+        m = self.model
+        s_timbre, s_prosody = m.split_style(self.style(u.row, delta))
+        d = m.predictor.text_encoder(u.d_en, s_prosody)
+        soft = torch.sigmoid(m.duration_logits(d)).sum(-1)[0]
+        inner = slice(1, len(u.durations) - 1)  # boundary tokens hold the clip's edge silence
+        l_dur = (soft[inner] - u.durations[inner].float()).abs().mean()
+        f0, energy = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s_prosody)
+        voiced = (u.f0 > 0) & (f0.detach() > 30)
+        l_f0 = (
+            (torch.log(f0.clamp(min=30))[voiced] - torch.log(u.f0[voiced])).abs().mean()
+            if voiced.any()
+            else f0.new_zeros(())
+        )
+        f0_dec = torch.where(u.f0 > 0, u.f0, f0.detach())
+        total = u.asr.shape[-1]
+        frames = min(frames or total, total)
+        a, b = start, start + frames
+        audio = m.decoder(u.asr[..., a:b], f0_dec[:, 2 * a : 2 * b], energy[:, 2 * a : 2 * b], s_timbre)
+        target = [
+            t[..., a * FRAME_SAMPLES // hop : b * FRAME_SAMPLES // hop]
+            for t, (_, hop, _, _) in zip(u.target, self.loss.banks, strict=True)
+        ]
+        return {"mel": self.loss(audio, target), "f0": l_f0, "duration": l_dur}
+
+    def fit(
+        self,
+        train: list[Utterance],
+        heldout: list[Utterance],
+        spread: np.ndarray,
+        steps: int = 200,
+        budget_s: float = 600.0,
+        lr: float = 0.02,
+        weights: tuple[float, float, float] = (1.0, 1.0, 0.05),
+        spread_limit: float = 1.5,
+        eval_every: int = 10,
+        crop_frames: int = 100,
+        seed: int = 0,
+        progress: Callable[[dict], None] | None = None,
+    ) -> Fitted:
+        """Adam on a 256-d style offset; `spread` is the stock voices' per-dimension std (the offset's unit).
+        Each step decodes a random `crop_frames` window (2.5 s) of one clip; held-out clips are scored whole."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        scale = torch.from_numpy(np.maximum(np.asarray(spread, np.float32), 1e-4)).reshape(1, 256)
+        z = torch.zeros(1, 256, requires_grad=True)  # offset in units of the stock spread
+        opt = torch.optim.Adam([z], lr=lr)
+        w_mel, w_f0, w_dur = weights
+
+        def total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+            return w_mel * parts["mel"] + w_f0 * parts["f0"] + w_dur * parts["duration"]
+
+        def heldout_loss() -> float:
+            with torch.no_grad():
+                return float(np.mean([float(total(self.losses(u, z * scale))) for u in heldout]))
+
+        start = best_loss = heldout_loss()
+        best_z = z.detach().clone()
+        log = [{"step": 0, "heldout": round(start, 4)}]
+        stopped = "steps"
+        step = 0
+        try:
+            for step in range(1, steps + 1):
+                u = train[int(rng.integers(len(train)))]
+                total_frames = u.asr.shape[-1]
+                begin = int(rng.integers(0, max(total_frames - crop_frames, 0) + 1))
+                parts = self.losses(u, z * scale, begin, crop_frames)
+                reg = 10 * sum(F.relu(_rms(h) - spread_limit) ** 2 for h in (z[:, :128], z[:, 128:]))
+                loss = total(parts) + reg
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if step % eval_every == 0 or step == steps:
+                    h = heldout_loss()
+                    entry = {
+                        "step": step,
+                        "heldout": round(h, 4),
+                        "train": round(loss.item(), 4),
+                        **{k: round(v.item(), 4) for k, v in parts.items()},
+                        "spread": [round(_rms(h.detach()).item(), 3) for h in (z[:, :128], z[:, 128:])],
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                    if h < best_loss:
+                        best_loss, best_z = h, z.detach().clone()
+                        entry["kept"] = True
+                    log.append(entry)
+                    if progress:
+                        progress(entry)
+                if time.perf_counter() - t0 > budget_s:
+                    stopped = "budget"
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted (kept the best so far)"
+        delta = (best_z * scale).numpy().reshape(256)
+        return Fitted(
+            self.pack + delta.reshape(1, 1, 256), delta, best_loss, start, step, time.perf_counter() - t0, log, stopped
+        )
+
+
+def train_voice(
+    tts,
+    collection,
+    pack: np.ndarray,
+    budget_s: float = 600.0,
+    steps: int = 2000,
+    seed: int = 0,
+    progress: Callable[[dict], None] | None = None,
+    model: Kokoro | None = None,
+) -> tuple[Fitted, float, float]:
+    """Fit `pack` to a collection's enrolment clips; returns the fit, a speed and a pitch (semitones)
+    correcting what the fitted predictor still gets wrong about the speaker's rate and median F0."""
+    from ..cloning.clone import speaking_language
+    from . import convert
+
+    torch.manual_seed(seed)
+    model = model or convert.load()
+    adapter = Adapter(model, pack, collection.channel_hz)
+    g2p = tts._g2p_for(speaking_language(None, collection.language))
+    utterances = []
+    for clip in collection.enroll + collection.heldout:
+        tokens = [g2p.vocab[c] for c in g2p(clip.text) if c in g2p.vocab][:500] if clip.text.strip() else []
+        if len(tokens) >= 4 and clip.duration >= 1.0:
+            utterances.append((clip.use, adapter.prepare(clip.samples, tokens)))
+    train = [u for use, u in utterances if use == "enroll"]
+    held = [u for use, u in utterances if use == "heldout"]
+    if len(train) < 2:
+        raise ValueError("too few transcribed clips to train on (need at least 2 of 1 s or more)")
+    if not held:  # a short collection: hold out one enrolment clip for early stopping
+        held = [train.pop(int(np.argmin([u.seconds for u in train])))]
+    fitted = adapter.fit(
+        train, held, stock_spread(tts._stock()), steps=steps, budget_s=budget_s, seed=seed, progress=progress
+    )
+    speed, pitch = _residual(adapter, train, torch.from_numpy(fitted.delta).reshape(1, 256))
+    return fitted, speed, pitch
+
+
+@torch.no_grad()
+def _residual(adapter: Adapter, clips: list[Utterance], delta: torch.Tensor) -> tuple[float, float]:
+    m = adapter.model
+    predicted = real = 0.0
+    f0_pred, f0_real = [], []
+    for u in clips:
+        _, s = m.split_style(adapter.style(u.row, delta))
+        d = m.predictor.text_encoder(u.d_en, s)
+        dur = m.durations(m.duration_logits(d))
+        predicted += float(dur[1:-1].sum())
+        real += float(u.durations[1:-1].sum())
+        f0, _ = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s)
+        voiced = u.f0 > 0
+        f0_pred.append(f0[voiced & (f0 > 30)].numpy())
+        f0_real.append(u.f0[voiced].numpy())
+    speed = float(np.clip(predicted / max(real, 1.0), 0.8, 1.25))
+    fp, fr = np.concatenate(f0_pred), np.concatenate(f0_real)
+    pitch = float(np.clip(12 * np.log2(np.median(fr) / np.median(fp)), -4, 4)) if len(fp) > 20 and len(fr) > 20 else 0.0
+    return speed, pitch
