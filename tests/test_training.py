@@ -132,3 +132,14 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path):
             _, pack = lib.load(name)
             scores[name] = float((embs(pack, record["speed"], record["pitch"]) @ ref).mean())
         assert scores["person"] > scores["person-instant"] + 0.02, (embed, scores)
+
+
+def test_transcripts_in_languages_kokoro_does_not_speak_still_get_phonemes(tts):
+    from voxclone.training.adapt import _transcript_g2p
+
+    ru = _transcript_g2p(tts, "ru", "en-us")
+    assert ru.language.espeak == "ru"
+    ps = ru("Здравствуйте, оставьте сообщение.")
+    assert len(ps) > 15 and all(c in ru.vocab or c == " " for c in ps)
+    assert _transcript_g2p(tts, "fr", "fr").language.code == "fr"
+    assert _transcript_g2p(tts, "xx", "en-us").language.code == "en-us"  # no espeak voice: the speaking rules

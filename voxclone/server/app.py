@@ -125,7 +125,7 @@ class ConsentRequest(BaseModel):
 
 class BuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    quality: Literal["instant", "best"] = "instant"
+    quality: Literal["instant", "best", "train"] = "instant"
     seed: int = 0
     budget_s: float = Field(240.0, ge=10, le=900)
     waiver: str | None = Field(None, description="Admin keys only: build without a consent recording.")
@@ -586,7 +586,11 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                     {
                         "message": f"fitting: step {entry['step']}",
                         "fraction": round(min(1.0, entry["seconds"] / req.budget_s), 3),
-                        "similarity": round(entry["best"], 4),
+                        **(
+                            {"similarity": round(entry["best"], 4)}
+                            if "best" in entry
+                            else {"heldout_loss": entry["heldout"]}
+                        ),
                     }
                 )
 

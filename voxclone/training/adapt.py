@@ -283,7 +283,7 @@ def train_voice(
     torch.manual_seed(seed)
     model = model or convert.load()
     adapter = Adapter(model, pack, collection.channel_hz)
-    g2p = tts._g2p_for(speaking_language(None, collection.language))
+    g2p = _transcript_g2p(tts, collection.language, speaking_language(None, collection.language))
     utterances = []
     for clip in collection.enroll + collection.heldout:
         tokens = [g2p.vocab[c] for c in g2p(clip.text) if c in g2p.vocab][:500] if clip.text.strip() else []
@@ -300,6 +300,21 @@ def train_voice(
     )
     speed, pitch = _residual(adapter, train, torch.from_numpy(fitted.delta).reshape(1, 256))
     return fitted, speed, pitch
+
+
+def _transcript_g2p(tts, heard: str, kokoro_code: str):
+    """Phonemes for what the clips say: Kokoro's G2P when it speaks the language, else espeak-ng's own voice
+    for it (Russian, German, ...) mapped into Kokoro's symbols, which is close enough to align and fit."""
+    from ..text.g2p import G2P, Language
+
+    if kokoro_code[:2] == (heard or "en")[:2]:
+        return tts._g2p_for(kokoro_code)
+    g2p = G2P(Language(heard, heard, heard), tts._g2p_for(kokoro_code).vocab)
+    try:
+        g2p("a")
+    except Exception:  # espeak-ng has no voice for it: the speaking language's rules are the best left
+        return tts._g2p_for(kokoro_code)
+    return g2p
 
 
 @torch.no_grad()
