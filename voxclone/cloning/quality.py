@@ -111,15 +111,20 @@ def decay_time(x: np.ndarray, rate: int, speech_ends: list[int], floor: float) -
     return float(np.median(times)) if times else 0.0
 
 
-def median_f0(x: np.ndarray, rate: int) -> float:
-    """Median voiced F0 in Hz (WORLD's DIO + StoneMask); 0 when nothing is voiced."""
+def f0_track(x: np.ndarray, rate: int, frame_ms: float = 10.0) -> np.ndarray:
+    """F0 in Hz every `frame_ms` (WORLD's DIO + StoneMask, 60-500 Hz); 0 where unvoiced."""
     import pyworld
 
+    xd = np.asarray(x, np.float64)
+    f0, t = pyworld.dio(xd, rate, f0_floor=60.0, f0_ceil=500.0, frame_period=frame_ms)
+    return pyworld.stonemask(xd, f0, t, rate)
+
+
+def median_f0(x: np.ndarray, rate: int) -> float:
+    """Median voiced F0 in Hz; 0 when nothing is voiced."""
     if len(x) < rate // 10:
         return 0.0
-    xd = np.asarray(x, np.float64)
-    f0, t = pyworld.dio(xd, rate, f0_floor=60.0, f0_ceil=500.0, frame_period=10)
-    f0 = pyworld.stonemask(xd, f0, t, rate)
+    f0 = f0_track(x, rate)
     voiced = f0[f0 > 0]
     return float(np.median(voiced)) if len(voiced) >= 5 else 0.0
 

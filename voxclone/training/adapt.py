@@ -74,11 +74,9 @@ class Utterance:
 
 def clip_f0(audio: np.ndarray, frames: int) -> np.ndarray:
     """WORLD F0 at the predictor's rate (2 values per frame), 0 where unvoiced."""
-    import pyworld
+    from ..cloning.quality import f0_track
 
-    x = np.asarray(audio, np.float64)
-    f0, t = pyworld.dio(x, RATE, f0_floor=60.0, f0_ceil=500.0, frame_period=1000 * F0_HOP / RATE)
-    f0 = pyworld.stonemask(x, f0, t, RATE)
+    f0 = f0_track(audio, RATE, 1000 * F0_HOP / RATE)
     out = np.zeros(2 * frames, np.float32)
     n = min(len(out), len(f0))
     out[:n] = f0[:n]
@@ -284,13 +282,16 @@ def train_voice(
     model = model or convert.load()
     adapter = Adapter(model, pack, collection.channel_hz)
     g2p = _transcript_g2p(tts, collection.language, speaking_language(None, collection.language))
-    utterances = []
-    for clip in collection.enroll + collection.heldout:
-        tokens = [g2p.vocab[c] for c in g2p(clip.text) if c in g2p.vocab][:500] if clip.text.strip() else []
-        if len(tokens) >= 4 and clip.duration >= 1.0:
-            utterances.append((clip.use, adapter.prepare(clip.samples, tokens)))
-    train = [u for use, u in utterances if use == "enroll"]
-    held = [u for use, u in utterances if use == "heldout"]
+
+    def prepared(clips) -> list[Utterance]:
+        out = []
+        for clip in clips:
+            tokens = [g2p.vocab[c] for c in g2p(clip.text) if c in g2p.vocab][:500] if clip.text.strip() else []
+            if len(tokens) >= 4 and clip.duration >= 1.0:
+                out.append(adapter.prepare(clip.samples, tokens))
+        return out
+
+    train, held = prepared(collection.enroll), prepared(collection.heldout)
     if len(train) < 2:
         raise ValueError("too few transcribed clips to train on (need at least 2 of 1 s or more)")
     if not held:  # a short collection: hold out one enrolment clip for early stopping

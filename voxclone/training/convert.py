@@ -79,9 +79,13 @@ def _gathered(g: _Graph, output: str) -> str:
     return next(n.input[0] for n in g.nodes if n.op_type == "Gather" and output in n.output)
 
 
-def weights_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def _graph(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+    return source if isinstance(source, onnx.ModelProto) else onnx.load(str(source))
+
+
+def weights_from_onnx(path: str | os.PathLike | onnx.ModelProto) -> dict[str, torch.Tensor]:
     """A state dict for `Kokoro` read from Kokoro's int8 ONNX graph."""
-    g = _Graph(onnx.load(str(path)))
+    g = _Graph(_graph(path))
     sd: dict[str, np.ndarray] = {}
     for node in g.nodes:
         path_, _, _ = node.name.rpartition("/")
@@ -124,11 +128,11 @@ def weights_from_onnx(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()}
 
 
-def config_from_graph(path: str | os.PathLike, state: dict[str, torch.Tensor] | None = None) -> dict:
+def config_from_graph(path: str | os.PathLike | onnx.ModelProto, state: dict[str, torch.Tensor] | None = None) -> dict:
     """Kokoro's configuration read off the graph: sizes from the weights, strides, dilations and the number
     of ALBERT passes from the nodes. (Only the attention head count is not visible; 64-wide heads assumed.)"""
-    model = onnx.load(str(path))
-    state = state if state is not None else weights_from_onnx(path)
+    model = _graph(path)
+    state = state if state is not None else weights_from_onnx(model)
     attrs = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} for n in model.graph.node}
 
     def shape(key: str) -> tuple[int, ...]:
@@ -219,8 +223,9 @@ def load(source: str | os.PathLike | None = None) -> Kokoro:
             saved = torch.load(cache, map_location="cpu", weights_only=True)
             state, config = saved["state"], saved["config"]
         else:
-            state = weights_from_onnx(path)
-            config = config_from_graph(path, state)
+            graph = onnx.load(str(path))
+            state = weights_from_onnx(graph)
+            config = config_from_graph(graph, state)
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}")
             torch.save({"state": state, "config": config}, tmp)
