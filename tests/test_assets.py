@@ -155,6 +155,12 @@ def test_optimised_graph_is_bit_identical(tts):
     b = tts.engine.infer(tokens, style_for(pack, len(tokens)))
     assert tts.engine.has_pitch and not plain.has_pitch
     assert a.shape == b.shape and np.array_equal(a, b)
+    # the decoder adapter input: zeros (what stock voices feed) change nothing, one wrong length is refused
+    n = tts.engine.decoder_bias_size
+    assert n == 37_396 and plain.decoder_bias_size == 0
+    assert np.array_equal(b, tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n)))
+    with pytest.raises(AssetError, match="trained for another model"):
+        tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n - 1))
 
 
 def test_whisper_model_is_assembled():

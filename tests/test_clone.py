@@ -171,11 +171,13 @@ def test_export_import_tamper_delete(tmp_path):
         np.ones(256),
         {"advice": []},
         clips=[("c001", clip, 24_000, {"text": "hi", "use": "enroll"})],
+        decoder=np.arange(5, dtype=np.float32),
     )
     exported = lib.export("alice", tmp_path / "alice.voxclone")
     other = VoiceLibrary(tmp_path / "other")
     assert other.import_file(exported) == "alice"
     assert np.array_equal(other.load("alice")[1], pack)
+    assert np.array_equal(other.decoder("alice"), np.arange(5))
     assert other.import_file(exported, name="alice2") == "alice2"
     with pytest.raises(VoiceExistsError):
         other.import_file(exported)
@@ -191,7 +193,7 @@ def test_export_import_tamper_delete(tmp_path):
         other.import_file(tampered, name="evil")
     assert "evil" not in other.names()
     removed = lib.delete("alice")
-    assert "style.npy" in removed and "clips/c001.wav" in removed
+    assert {"style.npy", "decoder.npy", "clips/c001.wav"} <= set(removed)
     assert not (tmp_path / "lib" / "alice").exists()
     assert not list((tmp_path / "lib").rglob("*.npy"))  # nothing of the voice remains anywhere
 

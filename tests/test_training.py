@@ -77,6 +77,29 @@ def test_durations_match_the_graph_on_one_sentence(model, utterance):
     assert np.abs(own - onnx_dur).mean() <= 0.25
 
 
+def test_decoder_adapter_speaks_the_same_in_onnx_and_torch(model, utterance, tts):
+    """A decoder_bias vector fed to the optimised graph acts like the same offsets on the torch projections."""
+    from voxclone.training.adapt import decoder_offsets, decoder_spread
+
+    tokens, style = utterance
+    toks = tokens[0, 1:-1].tolist()
+    spread = decoder_spread(model, tts._stock())
+    bias = (np.random.default_rng(0).standard_normal(len(spread)) * spread * 0.7).astype(np.float32)
+    plain, adapted = tts.engine.infer(toks, style.numpy()), tts.engine.infer(toks, style.numpy(), decoder_bias=bias)
+    durations = torch.from_numpy(parity.Reference().durations(toks, style.numpy()))
+    with torch.no_grad():
+        plan = model.prosody_for(tokens, style, durations)
+        t_plain = model.decode(tokens, style, plan)[0].numpy()
+        with decoder_offsets(model, bias):
+            t_adapted = model.decode(tokens, style, plan)[0].numpy()
+        assert np.array_equal(model.decode(tokens, style, plan)[0].numpy(), t_plain)  # the offsets are gone after
+    same, crossed = parity.mel_l1(adapted, t_adapted), parity.mel_l1(adapted, t_plain)
+    assert parity.mel_l1(plain, adapted) > 0.3  # the adapter changes the voice audibly...
+    assert same < 0.35 and same < 0.6 * crossed, (same, crossed)  # ...and both implementations the same way
+    with pytest.raises(ValueError, match="decoder bias vector"), decoder_offsets(model, bias[:-1]):
+        pass
+
+
 @pytest.mark.slow
 def test_parity_with_the_onnx_graph(model):
     """20 sentences x 5 voices: durations on all, audio (log-mel, WER, similarity) on every 5th sentence."""
@@ -117,12 +140,13 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path):
     instant = clone("person-instant", [takes], quality="instant", **kw)
     trained = clone("person", [takes], quality="train", budget_s=120, fit_progress=seen.append, **kw)
     assert trained["quality"] == "train" and len(seen) >= 2 and seen[-1]["heldout"] < seen[0]["heldout"]
+    assert lib.decoder("person-instant") is None and len(lib.decoder("person")) == tts.engine.decoder_bias_size
     assert trained["build"]["seconds"] <= 150
     dv = DVectorEncoder()
     for embed in (builder.encoder.embed, dv.embed):
 
-        def embs(pack, speed=1.0, pitch=0.0, embed=embed):
-            tts.add_voice("__probe__", pack, "en-us", kind="fitting")
+        def embs(pack, speed=1.0, pitch=0.0, decoder=None, embed=embed):
+            tts.add_voice("__probe__", pack, "en-us", kind="fitting", decoder=decoder)
             clips = [tts._render(t, voice="__probe__", speed=speed, pitch=pitch) for t in EVAL[:6]]
             return np.stack([embed(a.samples, a.sample_rate) for a in clips])
 
@@ -130,7 +154,7 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path):
         scores = {}
         for name, record in (("person-instant", instant), ("person", trained)):
             _, pack = lib.load(name)
-            scores[name] = float((embs(pack, record["speed"], record["pitch"]) @ ref).mean())
+            scores[name] = float((embs(pack, record["speed"], record["pitch"], lib.decoder(name)) @ ref).mean())
         assert scores["person"] > scores["person-instant"] + 0.02, (embed, scores)
 
 
@@ -143,3 +167,36 @@ def test_transcripts_in_languages_kokoro_does_not_speak_still_get_phonemes(tts):
     assert len(ps) > 15 and all(c in ru.vocab or c == " " for c in ps)
     assert _transcript_g2p(tts, "fr", "fr").language.code == "fr"
     assert _transcript_g2p(tts, "xx", "en-us").language.code == "en-us"  # no espeak voice: the speaking rules
+
+
+def test_setup_converts_the_training_model():
+    """`voxclone setup` leaves the float model ready, so the first `--quality train` does not convert."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "voxclone.cli", "setup"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    line = next(x for x in run.stderr.splitlines() if x.startswith("training"))
+    assert line.split()[-1] == str(convert.cached_weights_path(assets.resolve_model(None)))
+    assert convert.cached_weights_path(assets.resolve_model(None)).exists()
+
+
+def test_speaker_loss_is_resemblyzers_front_end_with_gradients(tts):
+    """The torch front end (24 -> 16 kHz, power mel, -30 dBFS) gives Resemblyzer's own embedding for the same
+    partials, and a finite gradient back to the audio."""
+    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+
+    from voxclone.audio import resample
+    from voxclone.training.adapt import SpeakerLoss
+
+    audio = tts._render("Speaker similarity has to flow back to the decoder.", voice="am_michael").samples
+    loss = SpeakerLoss(np.ones(256) / 16.0)
+    mel = torch.from_numpy(wav_to_mel_spectrogram(normalize_volume(resample(audio, 24_000, 16_000), -30)))
+    n = SpeakerLoss.PARTIAL
+    with torch.no_grad():
+        want = loss.net(torch.stack([mel[:n], mel[-n:]])).mean(0)
+    x = torch.from_numpy(audio.copy())[None].requires_grad_(True)
+    got = loss.embed(x)
+    assert float(got @ (want / want.norm())) > 0.999
+    (1.0 - got @ loss.target).backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0

@@ -50,6 +50,7 @@ class _Voice:
     pitch: float = 0.0
     voice_id: str | None = None
     waiver: str | None = None
+    decoder: np.ndarray | None = None  # a trained voice's decoder adapter
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Voxclone:
         self._engine: KokoroEngine | None = None
         self._packs: dict[str, np.ndarray] | None = None
         self.voices_source = ""
-        self._custom: dict[str, tuple[np.ndarray, VoiceInfo]] = {}
+        self._custom: dict[str, tuple[np.ndarray, VoiceInfo, np.ndarray | None]] = {}
         self.library = VoiceLibrary(library) if not isinstance(library, VoiceLibrary) else library
         self._g2p: dict[str, G2P] = {}
         self._vocab: dict[str, int] | None = None
@@ -184,17 +185,27 @@ class Voxclone:
         for name in self.library.names():
             record = self.library.record(name)
             cloned.append(VoiceInfo(name, record.get("language", "?"), record.get("gender", "?"), "cloned"))
-        added = [info for _, info in self._custom.values() if info.kind != "fitting"]
+        added = [info for _, info, _ in self._custom.values() if info.kind != "fitting"]
         return stock + cloned + added
 
-    def add_voice(self, name: str, style: np.ndarray, language: str, gender: str = "?", kind: str = "user") -> None:
-        """Register a style pack (shape (N, 1, 256) or (256,)) under ``name`` for this instance."""
+    def add_voice(
+        self,
+        name: str,
+        style: np.ndarray,
+        language: str,
+        gender: str = "?",
+        kind: str = "user",
+        decoder: np.ndarray | None = None,
+    ) -> None:
+        """Register a style pack (shape (N, 1, 256) or (256,)) under ``name`` for this instance, with a
+        trained decoder adapter if it has one."""
         arr = np.asarray(style, np.float32)
         if arr.shape == (256,) or arr.shape == (1, 256):
             arr = np.repeat(arr.reshape(1, 1, 256), 510, axis=0)
         if arr.ndim != 3 or arr.shape[1:] != (1, 256):
             raise ValueError(f"a style pack has shape (N, 1, 256); got {arr.shape}")
-        self._custom[name] = (arr, VoiceInfo(name, resolve_language(language).code, gender, kind))
+        dec = None if decoder is None else np.asarray(decoder, np.float32).reshape(-1)
+        self._custom[name] = (arr, VoiceInfo(name, resolve_language(language).code, gender, kind), dec)
 
     def voice_pack(self, voice: str) -> tuple[np.ndarray, str]:
         """The style pack and language of a voice name, or of a mix ``"af_heart:0.7,af_bella:0.3"``."""
@@ -204,8 +215,8 @@ class Voxclone:
     def _voice(self, voice: str) -> _Voice:
         """A stock, cloned, added or mixed voice by name."""
         if voice in self._custom:
-            pack, info = self._custom[voice]
-            return _Voice(pack, info.language)
+            pack, info, dec = self._custom[voice]
+            return _Voice(pack, info.language, decoder=dec)
         stock = self._stock()
         if voice not in stock and "," not in voice and ":" not in voice and self.library.exists(voice):
             record, pack = self.library.load(voice)
@@ -218,6 +229,7 @@ class Voxclone:
                 float(record.get("pitch", 0.0)),
                 voice_id=self.library.voice_id(voice, record),
                 waiver=consent.get("reason") if consent.get("kind") == "waiver" else None,
+                decoder=self.library.decoder(voice),
             )
         parts = [p.strip() for p in voice.split(",") if p.strip()]
         names, weights = [], []
@@ -235,11 +247,19 @@ class Voxclone:
                 f"unknown voice {missing[0] if missing else voice!r}; run `voxclone voices` to list them (e.g. {known}, ...)"
             )
         packs = [self._custom[n][0] if n in self._custom else stock[n] for n in names]
+        decoders = [self._custom[n][2] if n in self._custom else None for n in names]
         lang = self._custom[names[0]][1].language if names[0] in self._custom else describe(names[0]).language
         if len(packs) == 1:
-            return _Voice(packs[0], lang)
+            return _Voice(packs[0], lang, decoder=decoders[0])
         rows = min(len(p) for p in packs)
-        return _Voice(blend([p[:rows] for p in packs], weights), lang)
+        mixed = blend([p[:rows] for p in packs], weights)
+        decoder = None
+        if any(d is not None for d in decoders):  # a voice without an adapter contributes zeros
+            size = next(len(d) for d in decoders if d is not None)
+            w = np.asarray(weights, np.float32) / float(np.sum(weights))  # blend() has checked the weights
+            zero = np.zeros(size, np.float32)
+            decoder = sum(wi * (zero if d is None else d) for wi, d in zip(w, decoders, strict=True))
+        return _Voice(mixed, lang, decoder=decoder)
 
     # ------------------------------------------------------------------ speaking
     def _resolve(self, settings: SpeechSettings | None, overrides: dict) -> SpeechSettings:
@@ -329,7 +349,9 @@ class Voxclone:
             tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
             if not tokens:
                 continue
-            wave = engine.infer(tokens, style_for(voice.pack, len(tokens)), speed=speed, f0_scale=f0_scale)
+            wave = engine.infer(
+                tokens, style_for(voice.pack, len(tokens)), speed=speed, f0_scale=f0_scale, decoder_bias=voice.decoder
+            )
             wave = _trim(wave)
             pause = np.zeros(int(round(piece.pause / speed * SAMPLE_RATE)), np.float32)
             samples = np.concatenate([wave, pause])

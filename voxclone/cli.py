@@ -156,13 +156,14 @@ def clone(
     quality: str = typer.Option(
         "instant",
         "--quality",
-        help="instant (seconds), best (black-box fit, minutes) or train (gradient fit through the PyTorch model).",
+        help="instant (seconds), best (gradient fit through the PyTorch model, minutes; also called train) "
+        "or search (the older black-box fit of the style vector).",
     ),
     lang: str | None = typer.Option(
         None, "--lang", help="The voice's default language (default: what the recordings speak)."
     ),
     seed: int = typer.Option(0, "--seed", help="Makes fitting repeatable."),
-    budget: float = typer.Option(240.0, "--budget", help="Seconds of fitting for --quality best or train."),
+    budget: float = typer.Option(240.0, "--budget", help="Seconds of fitting for --quality best, train or search."),
 ) -> None:
     """Build a voice from a speaker's recordings and add it to the library."""
     from rich.progress import BarColumn, Progress, TextColumn
@@ -177,12 +178,15 @@ def clone(
             console=err,
             transient=True,
         ) as bar:
-            task = bar.add_task("collecting", total=budget if quality in ("best", "train") else None, info="")
+            task = bar.add_task("collecting", total=budget if quality != "instant" else None, info="")
 
             def fit(entry: dict) -> None:
-                score = (
-                    f"similarity {entry['best']:.3f}" if "best" in entry else f"held-out loss {entry['heldout']:.3f}"
-                )
+                if "best" in entry:  # search
+                    score = f"similarity {entry['best']:.3f}"
+                else:
+                    score = f"held-out loss {entry['heldout']:.3f}"
+                    if "similarity" in entry:
+                        score += f"  held-out similarity {entry['similarity']:.3f}"
                 bar.update(
                     task,
                     description="fitting",
@@ -606,6 +610,10 @@ def setup(verify: bool = typer.Option(False, "--verify", help="Re-hash every ass
         packs, note = assets.load_voice_packs()
         typer.echo(f"voices   {len(packs)}: {note}", err=True)
         typer.echo(f"whisper  {assets.whisper_model_dir()}", err=True)
+        from .training import convert  # the float model `clone --quality train` fits through
+
+        convert.load(model)
+        typer.echo(f"training {convert.cached_weights_path(model)}", err=True)
     except VoxcloneError as e:
         _fail(e)
 

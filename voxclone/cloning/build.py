@@ -57,6 +57,7 @@ class Built:
     seconds: float = 0.0
     log: list[dict] = field(default_factory=list)
     stopped: str = ""
+    decoder: np.ndarray | None = None  # decoder adapter (gradient-trained voices only)
 
 
 class VoiceBuilder:
@@ -72,10 +73,16 @@ class VoiceBuilder:
 
     # ----------------------------------------------------------------- listening
     def listen(
-        self, pack: np.ndarray, texts: list[str], speed: float = 1.0, pitch: float = 0.0, channel_hz: int = 0
+        self,
+        pack: np.ndarray,
+        texts: list[str],
+        speed: float = 1.0,
+        pitch: float = 0.0,
+        channel_hz: int = 0,
+        decoder: np.ndarray | None = None,
     ) -> list[np.ndarray]:
         """Embeddings of the style speaking each text (through the speaker's channel, if any)."""
-        self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting")
+        self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting", decoder=decoder)
         out = []
         for text in texts:
             audio = self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
@@ -85,9 +92,15 @@ class VoiceBuilder:
         return out
 
     def similarity(
-        self, target: Target, pack: np.ndarray, texts: list[str], speed: float = 1.0, pitch: float = 0.0
+        self,
+        target: Target,
+        pack: np.ndarray,
+        texts: list[str],
+        speed: float = 1.0,
+        pitch: float = 0.0,
+        decoder: np.ndarray | None = None,
     ) -> float:
-        embs = self.listen(pack, texts, speed, pitch, target.channel_hz)
+        embs = self.listen(pack, texts, speed, pitch, target.channel_hz, decoder)
         return float(np.mean([e @ target.embedding for e in embs]))
 
     def _candidates(self) -> list[int]:

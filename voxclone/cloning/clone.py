@@ -25,7 +25,8 @@ from .build import Built, VoiceBuilder, target_from
 from .collect import CLIP_RATE, Collection, collect
 from .library import VoiceLibrary, check_name
 
-QUALITIES = ("instant", "best", "train")
+# best and train are one level (train was its name while it was new); search is the black-box CMA-ES fit
+QUALITIES = ("instant", "best", "train", "search")
 BUILDER_VERSION = 1
 
 
@@ -142,9 +143,9 @@ def clone(
     target = target_from(col, tts._g2p_for(speak_lang) if col.language.startswith(speak_lang[:2]) else None)
     built: Built = builder.instant(target)
     instant_similarity = built.similarity
-    if quality == "best":
+    if quality == "search":
         built = builder.best(target, built, seed=seed, budget_s=budget_s, max_evals=max_evals, progress=fit_progress)
-    elif quality == "train":
+    elif quality in ("best", "train"):
         built = _train(tts, builder, target, col, built, seed, budget_s, fit_progress)
     record = {
         "id": uuid.uuid4().hex[:16],
@@ -179,7 +180,9 @@ def clone(
         for c in col.clips
         if c.use in ("enroll", "heldout")
     ]
-    library.create(name, record, built.pack, col.embedding, col.report, clips, built.log, consent_path)
+    library.create(
+        name, record, built.pack, col.embedding, col.report, clips, built.log, consent_path, decoder=built.decoder
+    )
     if consent_path is not None:
         store.consume(name)
         audit.append("consent_verified", record["id"], statement_id=statement.id)
@@ -195,8 +198,8 @@ def _train(tts, builder: VoiceBuilder, target, col, start: Built, seed: int, bud
     from ..training.adapt import train_voice
 
     fitted, speed, pitch = train_voice(tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress)
-    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base))
-    built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch)
+    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=fitted.decoder)
+    built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)
     built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]
     built.evaluations = fitted.steps
     built.seconds = fitted.seconds

@@ -3,6 +3,7 @@
 VOXCLONE_HOME/voices/NAME/
     voice.json      name, language, created, quality, speed/pitch, consent or waiver, sources (sha256), build log
     style.npy       (510, 1, 256) style pack the engine speaks with
+    decoder.npy     decoder adapter (the graph's decoder_bias input), only for voices trained with one
     embedding.npy   the speaker's reference embedding (Resemblyzer, 256-d)
     report.json     the collection's quality report
     fit_log.json    every fitting step (empty for instant voices)
@@ -121,6 +122,16 @@ class VoiceLibrary:
             raise LibraryError(f"voice {name!r}: style.npy has shape {pack.shape}, expected (N, 1, 256)")
         return record, pack.astype(np.float32)
 
+    def decoder(self, name: str) -> np.ndarray | None:
+        """The voice's decoder adapter, or None (instant, best and style-only trained voices have none)."""
+        path = self.path(name) / "decoder.npy"
+        if not path.exists():
+            return None
+        vec = np.load(path, allow_pickle=False)
+        if vec.ndim != 1 or not np.isfinite(vec).all():
+            raise LibraryError(f"voice {name!r}: decoder.npy is not a finite vector")
+        return vec.astype(np.float32)
+
     def create(
         self,
         name: str,
@@ -131,6 +142,7 @@ class VoiceLibrary:
         clips: list[tuple[str, np.ndarray, int, dict]] = (),
         fit_log: list[dict] = (),
         consent_file: Path | None = None,
+        decoder: np.ndarray | None = None,
     ) -> Path:
         """Write a new voice folder in one step (temp folder, then rename); refuse an existing name."""
         if self.exists(name):
@@ -142,6 +154,8 @@ class VoiceLibrary:
         try:
             np.save(tmp / "style.npy", np.asarray(pack, np.float32))
             np.save(tmp / "embedding.npy", np.asarray(embedding, np.float32))
+            if decoder is not None:
+                np.save(tmp / "decoder.npy", np.asarray(decoder, np.float32).reshape(-1))
             (tmp / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
             (tmp / "fit_log.json").write_text(json.dumps(list(fit_log), indent=1), encoding="utf-8")
             if clips:
@@ -254,6 +268,10 @@ class VoiceLibrary:
                 pack = np.load(tmp / "style.npy", allow_pickle=False)
                 if pack.ndim != 3 or pack.shape[1:] != (1, 256) or not np.isfinite(pack).all():
                     raise LibraryError(f"{path}: style.npy is not a finite (N, 1, 256) array")
+                if "decoder.npy" in sums:
+                    vec = np.load(tmp / "decoder.npy", allow_pickle=False)
+                    if vec.ndim != 1 or not np.isfinite(vec).all():
+                        raise LibraryError(f"{path}: decoder.npy is not a finite vector")
                 record["name"] = name
                 record["imported_from_id"], record["id"] = record.get("id"), uuid.uuid4().hex[:16]
                 (tmp / "voice.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")

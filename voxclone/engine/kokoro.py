@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AssetError
-from .optimize import F0_SCALE_INPUT
+from .optimize import DECODER_BIAS_INPUT, F0_SCALE_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,25 @@ class KokoroEngine:
         names = {i.name for i in self.session.get_inputs()}
         self._tokens = "tokens" if "tokens" in names else "input_ids"
         self.has_pitch = F0_SCALE_INPUT in names
+        bias = next((i for i in self.session.get_inputs() if i.name == DECODER_BIAS_INPUT), None)
+        self.decoder_bias_size = int(bias.shape[0]) if bias is not None else 0
+        self._zero_bias = np.zeros(self.decoder_bias_size, np.float32)
         if self._tokens not in names or "style" not in names or "speed" not in names:
             raise AssetError(f"{path} is not a Kokoro graph (inputs: {sorted(names)})")
         speed_type = next(i.type for i in self.session.get_inputs() if i.name == "speed")
         self._speed_dtype = np.int32 if "int" in speed_type else np.float32
         self._lock = threading.Lock()
 
-    def infer(self, tokens: list[int], style: np.ndarray, speed: float = 1.0, f0_scale: float = 1.0) -> np.ndarray:
-        """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids."""
+    def infer(
+        self,
+        tokens: list[int],
+        style: np.ndarray,
+        speed: float = 1.0,
+        f0_scale: float = 1.0,
+        decoder_bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids; `decoder_bias` is a
+        trained voice's decoder adapter (see :mod:`voxclone.engine.optimize`)."""
         if not tokens:
             return np.zeros(0, np.float32)
         if len(tokens) > MAX_PHONEMES:
@@ -80,6 +91,15 @@ class KokoroEngine:
             feed[F0_SCALE_INPUT] = np.array([f0_scale], np.float32)
         elif f0_scale != 1.0:
             raise AssetError(f"{self.path} has no F0 input, so pitch cannot be shifted with this model")
+        if decoder_bias is not None:
+            decoder_bias = np.asarray(decoder_bias, np.float32).reshape(-1)
+            if len(decoder_bias) != self.decoder_bias_size:
+                raise AssetError(
+                    f"this voice's decoder adapter has {len(decoder_bias)} values but {self.path} takes "
+                    f"{self.decoder_bias_size}: it was trained for another model"
+                )
+        if self.decoder_bias_size:
+            feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
         with self._lock:  # one run at a time: the session already uses every thread
             out = self.session.run(None, feed)[0]
         return np.asarray(out, np.float32).reshape(-1)

@@ -8,14 +8,21 @@ Two rewrites, both exact or opt-in:
   kernels. The integer result is bit-identical; only the kernel changes.
 * The predicted F0 curve is multiplied by a new ``f0_scale`` input, so pitch can be shifted
   inside the model (the vocoder's harmonic source follows it) instead of by resampling.
+* A ``decoder_bias`` input is added to the biases of the decoder's AdaIN style projections
+  (``decoder.decoder.<name>.fc.bias``, concatenated in name order): voices trained with a decoder
+  adapter carry their offsets there, every other voice feeds zeros, so one graph serves all.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-OPTIMIZER_VERSION = 2
+OPTIMIZER_VERSION = 3
 F0_SCALE_INPUT = "f0_scale"
+DECODER_BIAS_INPUT = "decoder_bias"
+_DECODER_BIAS = re.compile(r"^decoder\.decoder\.(.+\.fc)\.bias$")
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -25,6 +32,7 @@ def optimize(model):  # onnx.ModelProto -> onnx.ModelProto
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _add_f0_scale(model.graph)
+    _add_decoder_bias(model.graph)
     _convinteger_to_matmulinteger(model.graph)
     return model
 
@@ -161,3 +169,44 @@ def _add_f0_scale(graph) -> bool:
     graph.node.insert(at + 1, helper.make_node("Mul", [f0, F0_SCALE_INPUT], [scaled], name="voxclone_f0_scale"))
     graph.input.append(helper.make_tensor_value_info(F0_SCALE_INPUT, TensorProto.FLOAT, [1]))
     return True
+
+
+def _add_decoder_bias(graph) -> int:
+    """Add the ``decoder_bias`` input (see module docstring); returns its length (0: none added)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if any(i.name == DECODER_BIAS_INPUT for i in graph.input):
+        return 0
+    inits = {i.name: i for i in graph.initializer}
+    names = sorted(
+        {i for n in graph.node if n.op_type == "Add" for i in n.input if _DECODER_BIAS.match(i) and i in inits}
+    )
+    if not names:
+        return 0
+    layout, at = {}, 0
+    for name in names:
+        size = int(np.prod(inits[name].dims))
+        layout[name] = (at, at + size)
+        at += size
+    new_inits, new_nodes = [], []
+    for name, (a, b) in layout.items():
+        base = f"voxclone_decoder_bias/{_DECODER_BIAS.match(name).group(1)}"
+        new_inits += [
+            numpy_helper.from_array(np.array([a], np.int64), f"{base}/start"),
+            numpy_helper.from_array(np.array([b], np.int64), f"{base}/end"),
+        ]
+        new_nodes += [
+            helper.make_node("Slice", [DECODER_BIAS_INPUT, f"{base}/start", f"{base}/end"], [f"{base}/part"]),
+            helper.make_node("Add", [name, f"{base}/part"], [f"{base}/bias"]),
+        ]
+        for n in graph.node:
+            if n.op_type == "Add":
+                for idx, inp in enumerate(n.input):
+                    if inp == name:
+                        n.input[idx] = f"{base}/bias"
+    nodes = new_nodes + list(graph.node)  # the new nodes read only the input and initializers: first is topological
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(new_inits)
+    graph.input.append(helper.make_tensor_value_info(DECODER_BIAS_INPUT, TensorProto.FLOAT, [at]))
+    return at

@@ -125,7 +125,7 @@ class ConsentRequest(BaseModel):
 
 class BuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    quality: Literal["instant", "best", "train"] = "instant"
+    quality: Literal["instant", "best", "train", "search"] = "instant"
     seed: int = 0
     budget_s: float = Field(240.0, ge=10, le=900)
     waiver: str | None = Field(None, description="Admin keys only: build without a consent recording.")
@@ -589,7 +589,10 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                         **(
                             {"similarity": round(entry["best"], 4)}
                             if "best" in entry
-                            else {"heldout_loss": entry["heldout"]}
+                            else {
+                                "heldout_loss": entry["heldout"],
+                                **({"similarity": entry["similarity"]} if "similarity" in entry else {}),
+                            }
                         ),
                     }
                 )

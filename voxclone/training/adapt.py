@@ -8,16 +8,21 @@ the model's own rendering (DTW on band-limited log-mels), and the clip's F0 (WOR
   and F0 (gain-invariant, and limited to the recording's band, so telephone audio does not teach muffling),
 * an F0 loss: the predictor's F0 for those durations against the clip's voiced F0 (log Hz),
 * a duration loss: the predictor's soft durations against the aligned ones,
+* a speaker loss: 1 - cosine between Resemblyzer's embedding of the decoded window (its front end
+  rebuilt in torch, so gradients flow) and the speaker's enrolment centroid,
 * a penalty on leaving the stock voices' spread (far outside it speech degrades),
 
-with early stopping on held-out clips. The result is a style pack (stock-shaped rows + the offset), so
-the fast ONNX path speaks it at full speed.
+with early stopping on held-out clips. The biases of the decoder's 58 AdaIN style projections are fitted
+too (``decoder=True``): per-channel gain and shift offsets (37,396 values) that reach timbre the 128 style
+values cannot. The result is a style pack (stock-shaped rows + the offset) and a bias vector the optimised
+ONNX graph takes as an input (``decoder_bias``), so the fast path speaks it at full speed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +34,45 @@ from .model import FRAME_SAMPLES, Kokoro
 RATE = 24_000
 F0_HOP = FRAME_SAMPLES // 2  # the predictor's F0 runs at two values per frame (12.5 ms)
 RESOLUTIONS = ((1024, 300), (512, 150), (256, 75))
+
+
+def decoder_projections(model: Kokoro) -> list[tuple[str, torch.nn.Linear]]:
+    """The decoder's AdaIN style projections in the order of the ``decoder_bias`` vector (sorted by name,
+    the order :func:`voxclone.engine.optimize` uses on the graph's ``decoder.decoder.<name>.bias``)."""
+    return sorted(
+        ((n, m) for n, m in model.decoder.named_modules() if n.endswith(".fc") and isinstance(m, torch.nn.Linear)),
+        key=lambda item: item[0],
+    )
+
+
+@contextmanager
+def decoder_offsets(model: Kokoro, offsets: torch.Tensor | np.ndarray | None) -> Iterator[None]:
+    """Within the block, the decoder's style projections output ``fc(s) + offset`` (a ``decoder_bias`` vector)."""
+    if offsets is None:
+        yield
+        return
+    vec = torch.as_tensor(offsets, dtype=torch.float32).reshape(-1)
+    hooks, at = [], 0
+    for _, fc in decoder_projections(model):
+        part = vec[at : at + fc.out_features]
+        hooks.append(fc.register_forward_hook(lambda _m, _i, out, part=part: out + part))
+        at += fc.out_features
+    if at != len(vec):
+        for h in hooks:
+            h.remove()
+        raise ValueError(f"a decoder bias vector has {at} values for this model, got {len(vec)}")
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def decoder_spread(model: Kokoro, packs: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-output std of the decoder projections over the stock voices: the decoder offsets' unit."""
+    timbre = torch.from_numpy(np.stack([p[10:150].reshape(-1, 256).mean(axis=0) for p in packs.values()])[:, :128])
+    with torch.no_grad():
+        return torch.cat([fc(timbre).std(0) for _, fc in decoder_projections(model)]).numpy()
 
 
 class MelLoss:
@@ -56,6 +100,52 @@ class MelLoss:
             diff = got[..., :n] - want[..., :n]
             loss = loss + (diff - diff.mean()).abs().mean()  # a level difference is not a voice difference
         return loss / len(self.banks)
+
+
+class SpeakerLoss:
+    """1 - cosine between Resemblyzer's embedding of decoded audio and the speaker's, with gradients: the
+    encoder's own front end (16 kHz, 25 ms / 10 ms power mel, -30 dBFS) rebuilt in torch, the 24 kHz audio
+    brought to 16 kHz by a polyphase low-pass (up 2, down 3), the recording's band limit applied."""
+
+    PARTIAL = 160  # frames per partial utterance (1.6 s), as Resemblyzer embeds
+
+    def __init__(self, target: np.ndarray, band_hz: int = 0, encoder=None):
+        import librosa
+
+        from ..cloning.speaker import shared_encoder
+
+        self.net = encoder or shared_encoder()._load()
+        for q in self.net.parameters():
+            q.requires_grad_(False)
+        self.target = torch.as_tensor(np.asarray(target, np.float32)).reshape(256)
+        bank = librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40)
+        if band_hz and band_hz < 8_000:  # heard through the speaker's channel, as the benchmark compares
+            bank[:, np.fft.rfftfreq(400, 1 / 16_000) > band_hz] = 0.0
+        self.bank = torch.from_numpy(bank)
+        self.window = torch.hann_window(400)
+        taps = np.arange(-60, 61)  # low-pass at 8 kHz for the 48 kHz intermediate rate, Kaiser-windowed
+        h = np.sinc(taps / 3.0) * np.kaiser(len(taps), 8.0)
+        self.kernel = torch.from_numpy((h / h.sum() * 2).astype(np.float32)).reshape(1, 1, -1)
+
+    def to_16k(self, audio: torch.Tensor) -> torch.Tensor:  # [1, n] at 24 kHz
+        up = torch.zeros(1, 1, 2 * audio.shape[-1], dtype=audio.dtype)
+        up[..., ::2] = audio.reshape(1, 1, -1)
+        return F.conv1d(up, self.kernel, padding=self.kernel.shape[-1] // 2)[0, 0, ::3]
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        x = self.to_16k(audio)
+        x = x * (10 ** (-30 / 20) / _rms(x))
+        spec = torch.stft(x, 400, 160, 400, self.window, center=True, pad_mode="constant", return_complex=True)
+        mel = (self.bank @ spec.abs() ** 2).T  # [frames, 40]
+        n = self.PARTIAL
+        if mel.shape[0] < n:
+            mel = F.pad(mel, (0, 0, 0, n - mel.shape[0]))
+        starts = sorted({0, mel.shape[0] - n})
+        e = self.net(torch.stack([mel[a : a + n] for a in starts])).mean(0)
+        return e / e.norm()
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        return 1.0 - self.embed(audio) @ self.target
 
 
 @dataclass
@@ -104,6 +194,7 @@ def _align(model_mel: np.ndarray, clip_mel: np.ndarray, model_durations: np.ndar
 class Fitted:
     pack: np.ndarray  # (rows, 1, 256)
     delta: np.ndarray  # (256,)
+    decoder: np.ndarray | None  # decoder_bias offsets, or None when only the style was fitted
     heldout_loss: float
     start_heldout_loss: float
     steps: int
@@ -130,6 +221,7 @@ class Adapter:
             p.requires_grad_(False)
         self.pack = np.asarray(pack, np.float32)
         self.loss = MelLoss(fmax=min(11_000.0, 0.95 * band_hz) if band_hz else 11_000.0)
+        self.speaker: SpeakerLoss | None = None  # set to add the speaker-embedding term
 
     def style(self, row: int, delta: torch.Tensor | None = None) -> torch.Tensor:
         s = torch.from_numpy(np.array(self.pack[min(max(row, 1), len(self.pack)) - 1].reshape(1, 256)))
@@ -163,8 +255,11 @@ class Adapter:
         )
         return np.log(mel + 1e-6)
 
-    def losses(self, u: Utterance, delta: torch.Tensor, start: int = 0, frames: int = 0) -> dict[str, torch.Tensor]:
-        """Losses for one clip; the decoder (the costly part) runs on `frames` frames from `start` (0: all)."""
+    def losses(
+        self, u: Utterance, delta: torch.Tensor, start: int = 0, frames: int = 0, bias: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Losses for one clip; the decoder (the costly part) runs on `frames` frames from `start` (0: all),
+        with its style projections shifted by `bias` (a decoder_bias vector) when given."""
         m = self.model
         s_timbre, s_prosody = m.split_style(self.style(u.row, delta))
         d = m.predictor.text_encoder(u.d_en, s_prosody)
@@ -182,12 +277,16 @@ class Adapter:
         total = u.asr.shape[-1]
         frames = min(frames or total, total)
         a, b = start, start + frames
-        audio = m.decoder(u.asr[..., a:b], f0_dec[:, 2 * a : 2 * b], energy[:, 2 * a : 2 * b], s_timbre)
+        with decoder_offsets(m, bias):
+            audio = m.decoder(u.asr[..., a:b], f0_dec[:, 2 * a : 2 * b], energy[:, 2 * a : 2 * b], s_timbre)
         target = [
             t[..., a * FRAME_SAMPLES // hop : b * FRAME_SAMPLES // hop]
             for t, (_, hop, _, _) in zip(u.target, self.loss.banks, strict=True)
         ]
-        return {"mel": self.loss(audio, target), "f0": l_f0, "duration": l_dur}
+        parts = {"mel": self.loss(audio, target), "f0": l_f0, "duration": l_dur}
+        if self.speaker is not None:
+            parts["speaker"] = self.speaker(audio)
+        return parts
 
     def fit(
         self,
@@ -203,25 +302,46 @@ class Adapter:
         crop_frames: int = 100,
         seed: int = 0,
         progress: Callable[[dict], None] | None = None,
+        decoder_spread: np.ndarray | None = None,
+        decoder_lr: float = 0.01,
+        decoder_limit: float = 1.0,
+        speaker_weight: float = 0.0,
     ) -> Fitted:
         """Adam on a 256-d style offset; `spread` is the stock voices' per-dimension std (the offset's unit).
+        With `decoder_spread` (see :func:`decoder_spread`) the decoder's projection biases are fitted as well,
+        in that unit, penalised beyond an rms of `decoder_limit`.
         Each step decodes a random `crop_frames` window (2.5 s) of one clip; held-out clips are scored whole."""
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         scale = torch.from_numpy(np.maximum(np.asarray(spread, np.float32), 1e-4)).reshape(1, 256)
         z = torch.zeros(1, 256, requires_grad=True)  # offset in units of the stock spread
-        opt = torch.optim.Adam([z], lr=lr)
+        groups = [{"params": [z], "lr": lr}]
+        if decoder_spread is not None:
+            b_scale = torch.from_numpy(np.maximum(np.asarray(decoder_spread, np.float32), 1e-4))
+            zb = torch.zeros(len(b_scale), requires_grad=True)
+            groups.append({"params": [zb], "lr": decoder_lr})
+        else:
+            b_scale = zb = None
+        opt = torch.optim.Adam(groups)
         w_mel, w_f0, w_dur = weights
 
+        def bias() -> torch.Tensor | None:
+            return None if zb is None else zb * b_scale
+
         def total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
-            return w_mel * parts["mel"] + w_f0 * parts["f0"] + w_dur * parts["duration"]
+            out = w_mel * parts["mel"] + w_f0 * parts["f0"] + w_dur * parts["duration"]
+            return out + speaker_weight * parts["speaker"] if "speaker" in parts else out
+
+        similarity: list[float] = []  # held-out speaker similarity of the last evaluation, when scored
 
         def heldout_loss() -> float:
             with torch.no_grad():
-                return float(np.mean([float(total(self.losses(u, z * scale))) for u in heldout]))
+                parts = [self.losses(u, z * scale, bias=bias()) for u in heldout]
+            similarity[:] = [1.0 - float(np.mean([float(p["speaker"]) for p in parts]))] if self.speaker else []
+            return float(np.mean([float(total(p)) for p in parts]))
 
         start = best_loss = heldout_loss()
-        best_z = z.detach().clone()
+        best = (z.detach().clone(), None if zb is None else zb.detach().clone())
         log = [{"step": 0, "heldout": round(start, 4)}]
         stopped = "steps"
         step = 0
@@ -230,24 +350,32 @@ class Adapter:
                 u = train[int(rng.integers(len(train)))]
                 total_frames = u.asr.shape[-1]
                 begin = int(rng.integers(0, max(total_frames - crop_frames, 0) + 1))
-                parts = self.losses(u, z * scale, begin, crop_frames)
+                parts = self.losses(u, z * scale, begin, crop_frames, bias=bias())
                 reg = 10 * sum(F.relu(_rms(h) - spread_limit) ** 2 for h in (z[:, :128], z[:, 128:]))
+                if zb is not None:
+                    reg = reg + 10 * F.relu(_rms(zb) - decoder_limit) ** 2
                 loss = total(parts) + reg
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 if step % eval_every == 0 or step == steps:
                     h = heldout_loss()
+                    spread_now = [_rms(v.detach()).item() for v in (z[:, :128], z[:, 128:])]
+                    if zb is not None:
+                        spread_now.append(_rms(zb.detach()).item())
                     entry = {
                         "step": step,
                         "heldout": round(h, 4),
                         "train": round(loss.item(), 4),
                         **{k: round(v.item(), 4) for k, v in parts.items()},
-                        "spread": [round(_rms(h.detach()).item(), 3) for h in (z[:, :128], z[:, 128:])],
+                        "spread": [round(v, 3) for v in spread_now],
                         "seconds": round(time.perf_counter() - t0, 1),
                     }
+                    if similarity:
+                        entry["similarity"] = round(similarity[0], 4)
                     if h < best_loss:
-                        best_loss, best_z = h, z.detach().clone()
+                        best_loss = h
+                        best = (z.detach().clone(), None if zb is None else zb.detach().clone())
                         entry["kept"] = True
                     log.append(entry)
                     if progress:
@@ -257,9 +385,18 @@ class Adapter:
                     break
         except KeyboardInterrupt:
             stopped = "interrupted (kept the best so far)"
-        delta = (best_z * scale).numpy().reshape(256)
+        delta = (best[0] * scale).numpy().reshape(256)
+        dec = None if best[1] is None else (best[1] * b_scale).numpy().astype(np.float32)
         return Fitted(
-            self.pack + delta.reshape(1, 1, 256), delta, best_loss, start, step, time.perf_counter() - t0, log, stopped
+            self.pack + delta.reshape(1, 1, 256),
+            delta,
+            dec,
+            best_loss,
+            start,
+            step,
+            time.perf_counter() - t0,
+            log,
+            stopped,
         )
 
 
@@ -272,6 +409,8 @@ def train_voice(
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     model: Kokoro | None = None,
+    decoder: bool = True,
+    speaker_weight: float = 3.0,
 ) -> tuple[Fitted, float, float]:
     """Fit `pack` to a collection's enrolment clips; returns the fit, a speed and a pitch (semitones)
     correcting what the fitted predictor still gets wrong about the speaker's rate and median F0."""
@@ -281,6 +420,8 @@ def train_voice(
     torch.manual_seed(seed)
     model = model or convert.load()
     adapter = Adapter(model, pack, collection.channel_hz)
+    if speaker_weight > 0:
+        adapter.speaker = SpeakerLoss(collection.embedding, collection.channel_hz)
     g2p = _transcript_g2p(tts, collection.language, speaking_language(None, collection.language))
 
     def prepared(clips) -> list[Utterance]:
@@ -296,8 +437,17 @@ def train_voice(
         raise ValueError("too few transcribed clips to train on (need at least 2 of 1 s or more)")
     if not held:  # a short collection: hold out one enrolment clip for early stopping
         held = [train.pop(int(np.argmin([u.seconds for u in train])))]
+    stock = tts._stock()
     fitted = adapter.fit(
-        train, held, stock_spread(tts._stock()), steps=steps, budget_s=budget_s, seed=seed, progress=progress
+        train,
+        held,
+        stock_spread(stock),
+        steps=steps,
+        budget_s=budget_s,
+        seed=seed,
+        progress=progress,
+        decoder_spread=decoder_spread(model, stock) if decoder else None,
+        speaker_weight=speaker_weight,
     )
     speed, pitch = _residual(adapter, train, torch.from_numpy(fitted.delta).reshape(1, 256))
     return fitted, speed, pitch
