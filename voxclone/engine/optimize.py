@@ -188,7 +188,7 @@ def _add_decoder_bias(graph) -> int:
         size = int(np.prod(inits[name].dims))
         layout[name] = (at, at + size)
         at += size
-    new_inits, new_nodes = [], []
+    new_inits, new_nodes, renamed = [], [], {}
     for name, (a, b) in layout.items():
         base = f"voxclone_decoder_bias/{_DECODER_BIAS.match(name).group(1)}"
         new_inits += [
@@ -199,11 +199,11 @@ def _add_decoder_bias(graph) -> int:
             helper.make_node("Slice", [DECODER_BIAS_INPUT, f"{base}/start", f"{base}/end"], [f"{base}/part"]),
             helper.make_node("Add", [name, f"{base}/part"], [f"{base}/bias"]),
         ]
-        for n in graph.node:
-            if n.op_type == "Add":
-                for idx, inp in enumerate(n.input):
-                    if inp == name:
-                        n.input[idx] = f"{base}/bias"
+        renamed[name] = f"{base}/bias"
+    for n in graph.node:
+        if n.op_type == "Add":
+            for idx, inp in enumerate(n.input):
+                n.input[idx] = renamed.get(inp, inp)
     nodes = new_nodes + list(graph.node)  # the new nodes read only the input and initializers: first is topological
     del graph.node[:]
     graph.node.extend(nodes)

@@ -52,15 +52,13 @@ def decoder_offsets(model: Kokoro, offsets: torch.Tensor | np.ndarray | None) ->
         yield
         return
     vec = torch.as_tensor(offsets, dtype=torch.float32).reshape(-1)
-    hooks, at = [], 0
-    for _, fc in decoder_projections(model):
-        part = vec[at : at + fc.out_features]
+    projections = [fc for _, fc in decoder_projections(model)]
+    size = sum(fc.out_features for fc in projections)
+    if size != len(vec):
+        raise ValueError(f"a decoder bias vector has {size} values for this model, got {len(vec)}")
+    hooks = []
+    for fc, part in zip(projections, vec.split([fc.out_features for fc in projections]), strict=True):
         hooks.append(fc.register_forward_hook(lambda _m, _i, out, part=part: out + part))
-        at += fc.out_features
-    if at != len(vec):
-        for h in hooks:
-            h.remove()
-        raise ValueError(f"a decoder bias vector has {at} values for this model, got {len(vec)}")
     try:
         yield
     finally:
@@ -70,7 +68,7 @@ def decoder_offsets(model: Kokoro, offsets: torch.Tensor | np.ndarray | None) ->
 
 def decoder_spread(model: Kokoro, packs: dict[str, np.ndarray]) -> np.ndarray:
     """Per-output std of the decoder projections over the stock voices: the decoder offsets' unit."""
-    timbre = torch.from_numpy(np.stack([p[10:150].reshape(-1, 256).mean(axis=0) for p in packs.values()])[:, :128])
+    timbre = torch.from_numpy(_stock_means(packs)[:, :128])
     with torch.no_grad():
         return torch.cat([fc(timbre).std(0) for _, fc in decoder_projections(model)]).numpy()
 
@@ -209,7 +207,12 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
 
 def stock_spread(packs: dict[str, np.ndarray]) -> np.ndarray:
     """Per-dimension std of the stock voices' mean style rows: the unit the offset is measured in."""
-    return np.stack([p[10:150].reshape(-1, 256).mean(axis=0) for p in packs.values()]).std(axis=0)
+    return _stock_means(packs).std(axis=0)
+
+
+def _stock_means(packs: dict[str, np.ndarray]) -> np.ndarray:
+    """Each stock voice's mean style row over the usual sentence lengths, (voices, 256)."""
+    return np.stack([p[10:150].reshape(-1, 256).mean(axis=0) for p in packs.values()])
 
 
 class Adapter:
