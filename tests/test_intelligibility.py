@@ -45,3 +45,19 @@ def test_languages_are_understood(tts, asr, voice, lang, text, expect):
     heard = asr.transcribe(tts.speak(text, voice=voice), language=lang).lower()
     missing = [w for w in expect if w not in heard]
     assert not missing, heard
+
+
+def test_packed_clips_each_get_their_own_words(tts, asr):
+    """Clips transcribed together in one Whisper window come back in order, each with its own words only;
+    the language is detected once (on the first window) and given to the rest."""
+    from voxclone.bench.sentences import SENTENCES
+
+    texts = [t for t, _ in SENTENCES[:12]]
+    clips = [tts._render(t, voice=("bf_emma", "am_michael")[i % 2]).samples for i, t in enumerate(texts)]
+    got = list(asr.transcribe_clips(clips, None, 24_000))
+    assert len(got) == len(texts) and {lang for _, lang in got} == {"en"}
+    seconds = sum(len(c) for c in clips) / 24_000
+    assert seconds > 40  # so the clips span two windows or more
+    for text, (heard, _) in zip(texts, got, strict=True):
+        errors, words = word_errors(text, heard)
+        assert errors / words <= 0.2, (text, heard)

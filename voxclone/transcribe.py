@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from .audio import Audio, resample
 
 WHISPER_RATE = 16_000
+WINDOW_S = 28.0  # Whisper encodes 30 s windows whatever the input's length; pack clips into them
+GAP_S = 1.0  # silence between packed clips, so a word's time tells which clip it came from
 
 
 class Transcriber:
@@ -49,6 +52,54 @@ class Transcriber:
             x, language=language, beam_size=5, vad_filter=False, condition_on_previous_text=False
         )
         return " ".join(s.text.strip() for s in segments).strip(), info.language
+
+    def transcribe_clips(
+        self, clips: list[np.ndarray], language: str | None = None, sample_rate: int = 24_000
+    ) -> Iterator[tuple[str, str]]:
+        """(text, language) for each clip, in order, lazily.
+
+        Clips are packed with a second of silence between them into windows of up to 28 s, because
+        Whisper spends a whole 30 s window on any clip: a minute of short clips costs two to three
+        times less this way (and the extra context helps). Words go back to the clip their time falls in.
+        The language, when not given, is detected once on the first window.
+        """
+        for window in _windows([len(c) / sample_rate for c in clips]):
+            parts, spans, pos = [], [], 0
+            for i in window:
+                x = resample(np.asarray(clips[i], np.float32), sample_rate, WHISPER_RATE)
+                spans.append((pos / WHISPER_RATE, (pos + len(x)) / WHISPER_RATE))
+                parts += [x, np.zeros(int(GAP_S * WHISPER_RATE), np.float32)]
+                pos += len(x) + int(GAP_S * WHISPER_RATE)
+            segments, info = self.model.transcribe(
+                np.concatenate(parts),
+                language=language,
+                beam_size=5,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                word_timestamps=True,
+            )
+            texts = [""] * len(window)
+            for word in (w for s in segments for w in s.words or []):
+                texts[_nearest_span(spans, (word.start + word.end) / 2)] += word.word
+            language = language or info.language
+            yield from ((t.strip(), info.language) for t in texts)
+
+
+def _windows(seconds: list[float]) -> list[list[int]]:
+    """Consecutive clip indices grouped into windows of at most WINDOW_S (a longer clip goes alone)."""
+    out: list[list[int]] = []
+    used = WINDOW_S
+    for i, s in enumerate(seconds):
+        if used + s + GAP_S > WINDOW_S:
+            out.append([])
+            used = 0.0
+        out[-1].append(i)
+        used += s + GAP_S
+    return out
+
+
+def _nearest_span(spans: list[tuple[float, float]], t: float) -> int:
+    return min(range(len(spans)), key=lambda k: max(spans[k][0] - t, t - spans[k][1], 0.0))
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..api import Voxclone
-from ..cloning.clone import clone
+from ..cloning.clone import BUDGET_S, clone
 from ..cloning.evaluate import reference_and_ceiling, score_voice
 from ..cloning.library import VoiceLibrary
 from ..cloning.quality import bandwidth_hz, channel_of
@@ -41,7 +41,7 @@ ENCODERS = ("resemblyzer", "dvector")
 def run(
     speakers: list[str] | None = None,
     levels: tuple[str, ...] = ("instant", "best"),
-    budget_s: float = 240.0,
+    budget_s: float = BUDGET_S,
     seed: int = 0,
     enroll_seconds: float = 20.0,
     heldout: int = 8,
@@ -52,7 +52,13 @@ def run(
     res, dvec, asr = shared_encoder(), DVectorEncoder(), Transcriber()
     profiles = load_profiles()
     english = [i for i, n in enumerate(profiles.names) if n[:1] in "ab"]
-    results: dict = {"speakers": {}, "levels": list(levels), "budget_s": budget_s, "eval_sentences": len(EVAL)}
+    results: dict = {
+        "speakers": {},
+        "levels": list(levels),
+        "budget_s": budget_s,
+        "enroll_seconds": enroll_seconds,
+        "eval_sentences": len(EVAL),
+    }
     with tempfile.TemporaryDirectory(prefix="voxclone-bench-") as tmp:
         lib = VoiceLibrary(Path(tmp) / "voices")
         tts = Voxclone(library=lib).load()
@@ -158,7 +164,7 @@ def _table(results: dict, levels) -> dict:
         "English WER: stock "
         + f"{100 * m['stock_wer']:.1f}%"
         + "".join(f", {lv} {100 * m[f'{lv}_wer']:.1f}%" for lv in levels),
-        "build time (incl. collecting and transcribing): "
+        f"build time for {results['enroll_seconds']:.0f} s of speech (collecting, transcribing, fitting, scoring): "
         + ", ".join(f"{lv} {m[f'{lv}_build_s']:.0f} s (fitting {m[f'{lv}_fit_s']:.0f} s)" for lv in levels),
     ]
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +29,8 @@ from .library import VoiceLibrary, check_name
 # best and train are one level (train was its name while it was new); search is the black-box CMA-ES fit
 QUALITIES = ("instant", "best", "train", "search")
 BUILDER_VERSION = 1
+BUDGET_S = 280.0  # best/search: the whole build, so 3 minutes of speech become a voice in under 5 minutes
+SCORING_S = 12.0  # kept back from a budget for scoring the result and storing it
 
 
 def consent_inputs(consent: str | Path | None, waiver: str | None) -> None:
@@ -59,7 +62,7 @@ def clone(
     quality: str = "instant",
     lang: str | None = None,
     seed: int = 0,
-    budget_s: float = 240.0,
+    budget_s: float = BUDGET_S,
     max_evals: int | None = None,
     tts=None,
     library: VoiceLibrary | None = None,
@@ -69,11 +72,16 @@ def clone(
 ) -> dict:
     """Build voice ``name`` from recordings and store it; return its ``voice.json`` record.
 
+    With ``quality`` best (train) or search, ``budget_s`` is the wall-clock time of the whole build
+    (consent check, collecting, transcribing, aligning, fitting, scoring); the fit gets what is left.
     Everything is checked before anything is stored; on any error the library is unchanged.
     """
     from ..api import Voxclone
 
+    deadline = time.perf_counter() + budget_s
     say = progress or (lambda msg: None)
+    if fit_progress is not None:  # entries carry the build's elapsed time beside the fit's own seconds
+        fit_progress = _with_elapsed(fit_progress, deadline - budget_s)
     if quality not in QUALITIES:
         raise ValueError(f"quality {quality!r}: choose one of {', '.join(QUALITIES)}")
     tts = tts or Voxclone()
@@ -143,10 +151,11 @@ def clone(
     target = target_from(col, tts._g2p_for(speak_lang) if col.language.startswith(speak_lang[:2]) else None)
     built: Built = builder.instant(target)
     instant_similarity = built.similarity
+    left = deadline - time.perf_counter() - SCORING_S
     if quality == "search":
-        built = builder.best(target, built, seed=seed, budget_s=budget_s, max_evals=max_evals, progress=fit_progress)
+        built = builder.best(target, built, seed=seed, budget_s=left, max_evals=max_evals, progress=fit_progress)
     elif quality in ("best", "train"):
-        built = _train(tts, builder, target, col, built, seed, budget_s, fit_progress)
+        built = _train(tts, builder, target, col, built, seed, left, fit_progress)
     record = {
         "id": uuid.uuid4().hex[:16],
         "name": name,
@@ -161,6 +170,7 @@ def clone(
         "similarity": {"instant": round(instant_similarity, 4), "final": round(built.similarity, 4)},
         "build": {
             "seconds": round(built.seconds, 1),
+            "total_seconds": round(time.perf_counter() - (deadline - budget_s), 1),
             "evaluations": built.evaluations,
             "seed": seed,
             "stopped": built.stopped,
@@ -191,6 +201,10 @@ def clone(
     audit.append("voice_built", record["id"], quality=quality, seconds=round(built.seconds, 1))
     say(f"stored voice {name!r}")
     return record
+
+
+def _with_elapsed(progress: Callable[[dict], None], t0: float) -> Callable[[dict], None]:
+    return lambda entry: progress({**entry, "elapsed": round(time.perf_counter() - t0, 1)})
 
 
 def _train(tts, builder: VoiceBuilder, target, col, start: Built, seed: int, budget_s: float, progress) -> Built:

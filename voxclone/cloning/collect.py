@@ -208,13 +208,11 @@ def collect(
     if transcribe:
         from ..transcribe import Transcriber
 
-        asr = Transcriber()
-        for i, c in enumerate(usable):
-            say(f"transcribing {i + 1}/{len(usable)}")
-            c.text, c.language = asr.transcribe_detailed(c.samples, language or None, CLIP_RATE)
-        if not lang:
-            heard = [c.language for c in usable if c.language]
-            lang = max(set(heard), key=heard.count) if heard else ""
+        heard = Transcriber().transcribe_clips([c.samples for c in usable], language or None, CLIP_RATE)
+        for i, (c, (text, heard_lang)) in enumerate(zip(usable, heard, strict=True)):
+            c.text, c.language = text, heard_lang
+            say(f"transcribed {i + 1}/{len(usable)}")
+        lang = lang or usable[0].language  # detected once, on the first window
     embedding = centroid(np.stack([_emb(c) for c in usable if c.use == "enroll"] or [_emb(usable[0])]))
     used = {c.source for c in usable}
     channel = quality.channel_of([s["bandwidth_hz"] for s in sources if s["file"] in used])

@@ -78,8 +78,20 @@ class KokoroEngine:
     ) -> np.ndarray:
         """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids; `decoder_bias` is a
         trained voice's decoder adapter (see :mod:`voxclone.engine.optimize`)."""
+        return self.infer_timed(tokens, style, speed, f0_scale, decoder_bias)[0]
+
+    def infer_timed(
+        self,
+        tokens: list[int],
+        style: np.ndarray,
+        speed: float = 1.0,
+        f0_scale: float = 1.0,
+        decoder_bias: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(audio, frames per token including the two boundary tokens); the durations are None when the
+        graph does not expose them (an unoptimised graph)."""
         if not tokens:
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
         if len(tokens) > MAX_PHONEMES:
             raise ValueError(f"{len(tokens)} phonemes in one call; the model takes at most {MAX_PHONEMES}")
         feed = {
@@ -101,5 +113,6 @@ class KokoroEngine:
         if self.decoder_bias_size:
             feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
         with self._lock:  # one run at a time: the session already uses every thread
-            out = self.session.run(None, feed)[0]
-        return np.asarray(out, np.float32).reshape(-1)
+            out = self.session.run(None, feed)
+        durations = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
+        return np.asarray(out[0], np.float32).reshape(-1), durations

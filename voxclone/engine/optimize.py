@@ -8,6 +8,8 @@ Two rewrites, both exact or opt-in:
   kernels. The integer result is bit-identical; only the kernel changes.
 * The predicted F0 curve is multiplied by a new ``f0_scale`` input, so pitch can be shifted
   inside the model (the vocoder's harmonic source follows it) instead of by resampling.
+* The predicted durations (frames per token, after rounding) become a second output, ``durations``,
+  so audio the graph renders can be aligned token by token (voice training aligns clips that way).
 * A ``decoder_bias`` input is added to the biases of the decoder's AdaIN style projections
   (``decoder.decoder.<name>.fc.bias``, concatenated in name order): voices trained with a decoder
   adapter carry their offsets there, every other voice feeds zeros, so one graph serves all.
@@ -19,8 +21,9 @@ import re
 
 import numpy as np
 
-OPTIMIZER_VERSION = 3
+OPTIMIZER_VERSION = 4
 F0_SCALE_INPUT = "f0_scale"
+DURATIONS_OUTPUT = "durations"
 DECODER_BIAS_INPUT = "decoder_bias"
 _DECODER_BIAS = re.compile(r"^decoder\.decoder\.(.+\.fc)\.bias$")
 _INT64_MAX = np.iinfo(np.int64).max
@@ -33,6 +36,7 @@ def optimize(model):  # onnx.ModelProto -> onnx.ModelProto
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _add_f0_scale(model.graph)
     _add_decoder_bias(model.graph)
+    _add_durations_output(model.graph)
     _convinteger_to_matmulinteger(model.graph)
     return model
 
@@ -168,6 +172,26 @@ def _add_f0_scale(graph) -> bool:
                 n.input[idx] = scaled
     graph.node.insert(at + 1, helper.make_node("Mul", [f0, F0_SCALE_INPUT], [scaled], name="voxclone_f0_scale"))
     graph.input.append(helper.make_tensor_value_info(F0_SCALE_INPUT, TensorProto.FLOAT, [1]))
+    return True
+
+
+def _add_durations_output(graph) -> bool:
+    """Expose the rounded durations: the chain ``Div(sum of sigmoids, speed) -> Round -> Clip -> Cast``."""
+    from onnx import TensorProto, helper
+
+    if any(o.name == DURATIONS_OUTPUT for o in graph.output):
+        return True
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    chain = [n for n in consumers.get("speed", []) if n.op_type == "Div"]
+    for op in ("Round", "Clip", "Cast"):
+        chain = [c for n in chain[-1:] for c in consumers.get(n.output[0], []) if c.op_type == op]
+        if not chain:
+            return False
+    graph.node.append(helper.make_node("Identity", [chain[0].output[0]], [DURATIONS_OUTPUT], name="voxclone_durations"))
+    graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.INT64, None))
     return True
 
 

@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 
 from ..api import SpeechSettings, Voxclone
 from ..audio import read_audio
+from ..cloning.clone import BUDGET_S
 from ..cloning.collect import AUDIO_SUFFIXES
 from ..cloning.library import VoiceLibrary, check_name
 from ..engine.assets import home
@@ -127,7 +128,7 @@ class BuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quality: Literal["instant", "best", "train", "search"] = "instant"
     seed: int = 0
-    budget_s: float = Field(240.0, ge=10, le=900)
+    budget_s: float = Field(BUDGET_S, ge=10, le=900, description="best/search: seconds for the whole build.")
     waiver: str | None = Field(None, description="Admin keys only: build without a consent recording.")
 
 
@@ -585,7 +586,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 report(
                     {
                         "message": f"fitting: step {entry['step']}",
-                        "fraction": round(min(1.0, entry["seconds"] / req.budget_s), 3),
+                        "fraction": round(min(1.0, entry["elapsed"] / req.budget_s), 3),
                         **(
                             {"similarity": round(entry["best"], 4)}
                             if "best" in entry
