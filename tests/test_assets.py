@@ -161,6 +161,10 @@ def test_optimised_graph_is_bit_identical(tts):
     assert np.array_equal(b, tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n)))
     with pytest.raises(AssetError, match="trained for another model"):
         tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n - 1))
+    # the durations output: one count per token and boundary, frames of 600 samples that make the audio
+    audio, durations = tts.engine.infer_timed(tokens, style_for(pack, len(tokens)))
+    assert np.array_equal(audio, b) and len(durations) == len(tokens) + 2 and durations.sum() * 600 == len(b)
+    assert plain.infer_timed(tokens, style_for(pack, len(tokens)))[1] is None
 
 
 def test_whisper_model_is_assembled():

@@ -142,3 +142,13 @@ def test_short_first_sentence_alone_in_its_paragraph_gets_the_paragraph_pause(vo
     pieces = list(chunk.plan("Hello.\n\nSecond paragraph here.", g2p.phonemize, fast_start=True))
     assert [p.text for p in pieces] == ["Hello.", "Second paragraph here."]
     assert pieces[0].pause == chunk.PAUSE_PARAGRAPH
+
+
+def test_clips_pack_into_whisper_windows_and_words_find_their_clip():
+    from voxclone.transcribe import _nearest_span, _windows
+
+    assert _windows([5.0] * 9) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]  # 4 x (5 s + 1 s gap) = 24 s <= 28 s
+    assert _windows([30.0, 2.0, 27.0]) == [[0], [1], [2]]  # a long clip goes alone
+    assert _windows([]) == []
+    spans = [(0.0, 2.0), (3.0, 5.0), (6.0, 9.0)]
+    assert [_nearest_span(spans, t) for t in (1.0, 2.4, 2.6, 4.0, 5.4, 10.0)] == [0, 0, 1, 1, 1, 2]

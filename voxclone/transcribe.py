@@ -13,6 +13,7 @@ from .audio import Audio, resample
 WHISPER_RATE = 16_000
 WINDOW_S = 28.0  # Whisper encodes 30 s windows whatever the input's length; pack clips into them
 GAP_S = 1.0  # silence between packed clips, so a word's time tells which clip it came from
+SURE = 0.8  # language probability above which one window's language is given to the rest
 
 
 class Transcriber:
@@ -54,14 +55,16 @@ class Transcriber:
         return " ".join(s.text.strip() for s in segments).strip(), info.language
 
     def transcribe_clips(
-        self, clips: list[np.ndarray], language: str | None = None, sample_rate: int = 24_000
+        self, clips: list[np.ndarray], language: str | None = None, sample_rate: int = 24_000, beam_size: int = 5
     ) -> Iterator[tuple[str, str]]:
         """(text, language) for each clip, in order, lazily.
 
         Clips are packed with a second of silence between them into windows of up to 28 s, because
         Whisper spends a whole 30 s window on any clip: a minute of short clips costs two to three
         times less this way (and the extra context helps). Words go back to the clip their time falls in.
-        The language, when not given, is detected once on the first window.
+        The language, when not given, is detected on the first window and kept for the rest when Whisper is
+        sure of it (probability >= 0.8); otherwise each window is detected on its own. ``beam_size=1``
+        (greedy) is ~40% faster and makes ~1-3 more word errors in 100.
         """
         for window in _windows([len(c) / sample_rate for c in clips]):
             parts, spans, pos = [], [], 0
@@ -73,7 +76,7 @@ class Transcriber:
             segments, info = self.model.transcribe(
                 np.concatenate(parts),
                 language=language,
-                beam_size=5,
+                beam_size=beam_size,
                 vad_filter=False,
                 condition_on_previous_text=False,
                 word_timestamps=True,
@@ -81,7 +84,8 @@ class Transcriber:
             texts = [""] * len(window)
             for word in (w for s in segments for w in s.words or []):
                 texts[_nearest_span(spans, (word.start + word.end) / 2)] += word.word
-            language = language or info.language
+            if info.language_probability >= SURE:
+                language = language or info.language
             yield from ((t.strip(), info.language) for t in texts)
 
 

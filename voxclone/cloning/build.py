@@ -133,7 +133,7 @@ class VoiceBuilder:
             rows = min(len(stock[p.names[i]]) for i in order)
             mix = blend([stock[p.names[i]][:rows] for i in order], list(weights))
             options.append(({p.names[i]: round(float(w), 3) for i, w in zip(order, weights, strict=True)}, mix))
-        texts = self.select_texts[:2]
+        texts = self.select_texts[:1]  # one sentence per candidate keeps an instant voice under 10 s
         best: Built | None = None
         log = []
         for base, pack in options:

@@ -31,6 +31,7 @@ QUALITIES = ("instant", "best", "train", "search")
 BUILDER_VERSION = 1
 BUDGET_S = 280.0  # best/search: the whole build, so 3 minutes of speech become a voice in under 5 minutes
 SCORING_S = 12.0  # kept back from a budget for scoring the result and storing it
+MIN_FIT_S = 20.0  # less than this left for fitting: a few steps would only add noise to the instant voice
 
 
 def consent_inputs(consent: str | Path | None, waiver: str | None) -> None:
@@ -78,10 +79,10 @@ def clone(
     """
     from ..api import Voxclone
 
-    deadline = time.perf_counter() + budget_s
+    started = time.perf_counter()
     say = progress or (lambda msg: None)
     if fit_progress is not None:  # entries carry the build's elapsed time beside the fit's own seconds
-        fit_progress = _with_elapsed(fit_progress, deadline - budget_s)
+        fit_progress = _with_elapsed(fit_progress, started)
     if quality not in QUALITIES:
         raise ValueError(f"quality {quality!r}: choose one of {', '.join(QUALITIES)}")
     tts = tts or Voxclone()
@@ -128,7 +129,8 @@ def clone(
     else:
         record_consent = {"kind": "waiver", "reason": waiver.strip(), "recorded": now}
 
-    col: Collection = collect(paths, language=None, progress=say)
+    # an instant voice needs the transcripts only for the speaking rate: greedy decoding is close enough
+    col: Collection = collect(paths, language=None, progress=say, beam_size=1 if quality == "instant" else 5)
     if not col.enroll:
         raise AudioInputError("no clips left for enrolment after holding some out")
     hit = library.protected.match(col.embedding)
@@ -151,8 +153,11 @@ def clone(
     target = target_from(col, tts._g2p_for(speak_lang) if col.language.startswith(speak_lang[:2]) else None)
     built: Built = builder.instant(target)
     instant_similarity = built.similarity
-    left = deadline - time.perf_counter() - SCORING_S
-    if quality == "search":
+    left = started + budget_s - time.perf_counter() - SCORING_S
+    if quality != "instant" and left < MIN_FIT_S:
+        say(f"the {budget_s:.0f} s budget is spent before fitting; keeping the instant voice")
+        built.stopped = "budget spent before fitting"
+    elif quality == "search":
         built = builder.best(target, built, seed=seed, budget_s=left, max_evals=max_evals, progress=fit_progress)
     elif quality in ("best", "train"):
         built = _train(tts, builder, target, col, built, seed, left, fit_progress)
@@ -170,7 +175,7 @@ def clone(
         "similarity": {"instant": round(instant_similarity, 4), "final": round(built.similarity, 4)},
         "build": {
             "seconds": round(built.seconds, 1),
-            "total_seconds": round(time.perf_counter() - (deadline - budget_s), 1),
+            "total_seconds": round(time.perf_counter() - started, 1),  # up to storing
             "evaluations": built.evaluations,
             "seed": seed,
             "stopped": built.stopped,
@@ -204,6 +209,7 @@ def clone(
 
 
 def _with_elapsed(progress: Callable[[dict], None], t0: float) -> Callable[[dict], None]:
+    """`progress` whose entries also carry ``elapsed``: seconds since `t0` (the build's start)."""
     return lambda entry: progress({**entry, "elapsed": round(time.perf_counter() - t0, 1)})
 
 

@@ -123,6 +123,7 @@ def collect(
     transcribe: bool = True,
     heldout_fraction: float = 0.15,
     progress: Callable[[str], None] | None = None,
+    beam_size: int = 5,
 ) -> Collection:
     """Turn recordings into scored, transcribed clips (see the module docstring).
 
@@ -208,11 +209,14 @@ def collect(
     if transcribe:
         from ..transcribe import Transcriber
 
-        heard = Transcriber().transcribe_clips([c.samples for c in usable], language or None, CLIP_RATE)
+        say(f"transcribing {len(usable)} clip(s)")
+        heard = Transcriber().transcribe_clips([c.samples for c in usable], language or None, CLIP_RATE, beam_size)
         for i, (c, (text, heard_lang)) in enumerate(zip(usable, heard, strict=True)):
             c.text, c.language = text, heard_lang
             say(f"transcribed {i + 1}/{len(usable)}")
-        lang = lang or usable[0].language  # detected once, on the first window
+        if not lang:
+            langs = [c.language for c in usable if c.language]
+            lang = max(set(langs), key=langs.count) if langs else ""
     embedding = centroid(np.stack([_emb(c) for c in usable if c.use == "enroll"] or [_emb(usable[0])]))
     used = {c.source for c in usable}
     channel = quality.channel_of([s["bandwidth_hz"] for s in sources if s["file"] in used])

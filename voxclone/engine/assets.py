@@ -161,6 +161,9 @@ def optimized_model(base: Path) -> Path:
         os.replace(tmp, cache)
     finally:
         tmp.unlink(missing_ok=True)
+    for stale in cache.parent.glob(f"{base.stem}.voxclone-*.onnx"):  # earlier rewrites of this graph
+        if stale != cache:
+            stale.unlink(missing_ok=True)  # a process still running one keeps its open file
     return cache
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AssetError
-from .optimize import DECODER_BIAS_INPUT, F0_SCALE_INPUT
+from .optimize import DECODER_BIAS_INPUT, DURATIONS_OUTPUT, F0_SCALE_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class KokoroEngine:
         self._zero_bias = np.zeros(self.decoder_bias_size, np.float32)
         if self._tokens not in names or "style" not in names or "speed" not in names:
             raise AssetError(f"{path} is not a Kokoro graph (inputs: {sorted(names)})")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._outputs = outputs[:1] + ([DURATIONS_OUTPUT] if DURATIONS_OUTPUT in outputs[1:] else [])
         speed_type = next(i.type for i in self.session.get_inputs() if i.name == "speed")
         self._speed_dtype = np.int32 if "int" in speed_type else np.float32
         self._lock = threading.Lock()
@@ -91,7 +93,7 @@ class KokoroEngine:
         """(audio, frames per token including the two boundary tokens); the durations are None when the
         graph does not expose them (an unoptimised graph)."""
         if not tokens:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return np.zeros(0, np.float32), (np.zeros(0, np.int64) if self._outputs[1:] else None)
         if len(tokens) > MAX_PHONEMES:
             raise ValueError(f"{len(tokens)} phonemes in one call; the model takes at most {MAX_PHONEMES}")
         feed = {
@@ -113,6 +115,6 @@ class KokoroEngine:
         if self.decoder_bias_size:
             feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
         with self._lock:  # one run at a time: the session already uses every thread
-            out = self.session.run(None, feed)
+            out = self.session.run(self._outputs, feed)
         durations = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
         return np.asarray(out[0], np.float32).reshape(-1), durations

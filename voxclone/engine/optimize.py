@@ -1,6 +1,6 @@
 """Rewrite the Kokoro ONNX graph for speed and control, once, at setup time.
 
-Two rewrites, both exact or opt-in:
+Four rewrites, each exact or opt-in:
 
 * ``ConvInteger`` (uint8 x uint8) runs on onnxruntime's slow generic path. Each stride-1
   convolution becomes im2col (Pad + Slice + Concat on uint8) and ``MatMulInteger`` with
@@ -17,9 +17,12 @@ Two rewrites, both exact or opt-in:
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 OPTIMIZER_VERSION = 4
 F0_SCALE_INPUT = "f0_scale"
@@ -185,12 +188,13 @@ def _add_durations_output(graph) -> bool:
     for n in graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    chain = [n for n in consumers.get("speed", []) if n.op_type == "Div"]
+    node = next((n for n in consumers.get("speed", []) if n.op_type == "Div"), None)
     for op in ("Round", "Clip", "Cast"):
-        chain = [c for n in chain[-1:] for c in consumers.get(n.output[0], []) if c.op_type == op]
-        if not chain:
-            return False
-    graph.node.append(helper.make_node("Identity", [chain[0].output[0]], [DURATIONS_OUTPUT], name="voxclone_durations"))
+        node = next((c for c in consumers.get(node.output[0], []) if c.op_type == op), None) if node else None
+    if node is None or _attrs(node).get("to") != TensorProto.INT64:
+        log.warning("no durations chain found in the graph; voice training will align with the torch model")
+        return False
+    graph.node.append(helper.make_node("Identity", [node.output[0]], [DURATIONS_OUTPUT], name="voxclone_durations"))
     graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.INT64, None))
     return True
 

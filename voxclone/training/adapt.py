@@ -20,6 +20,7 @@ ONNX graph takes as an input (``decoder_bias``), so the fast path speaks it at f
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,10 +76,10 @@ def decoder_spread(model: Kokoro, packs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def bf16_supported() -> bool:
-    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX); elsewhere they are slower."""
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX); elsewhere bfloat16 is emulated, slower."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without the probes
         return False
 
 
@@ -207,7 +208,8 @@ class Clips(Sequence[Utterance]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getitem__(self, i: int) -> Utterance:
+    def __getitem__(self, i: int) -> Utterance:  # no slices: each clip is aligned on its own
+        i = range(len(self._items))[operator.index(i)]  # negative indices normalised, IndexError past the end
         if i not in self._aligned:
             self._aligned[i] = self._adapter.prepare(*self._items[i])
         return self._aligned[i]
@@ -474,6 +476,7 @@ def train_voice(
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     model = model or convert.load()
+    # aligning renders through the shared engine: in a server, speech waits for each render (its lock)
     adapter = Adapter(model, pack, collection.channel_hz, render=tts.engine.infer_timed)
     if speaker_weight > 0:
         adapter.speaker = SpeakerLoss(collection.embedding, collection.channel_hz)
@@ -487,27 +490,32 @@ def train_voice(
                 out.append((clip.samples, tokens))
         return out
 
-    enroll, heldout = usable(collection.enroll), usable(collection.heldout)[:MAX_HELDOUT]
-    if not heldout and len(enroll) >= 3:  # a short collection: hold out one enrolment clip for early stopping
+    enroll, heldout = usable(collection.enroll), usable(collection.heldout)
+    if len(heldout) > MAX_HELDOUT:  # spread over the recordings, not the first few of the first file
+        heldout = [heldout[int(i)] for i in np.linspace(0, len(heldout) - 1, MAX_HELDOUT).round()]
+    if not heldout and len(enroll) >= 2:  # a short collection: hold out one enrolment clip for early stopping
         heldout = [enroll.pop(int(np.argmin([len(x) for x, _ in enroll])))]
-    if len(enroll) < 2 or not heldout:
-        raise ValueError("too few transcribed clips to train on (need 3 of 1 s or more: 2 to fit, 1 to check)")
+    if not enroll or not heldout:
+        raise ValueError("too few transcribed clips to train on (need 2 of 1 s or more: 1 to fit, 1 to check)")
     held = [adapter.prepare(*item) for item in heldout]
     train = Clips(adapter, enroll)
     stock = tts._stock()
+    spread, b_spread = stock_spread(stock), decoder_spread(model, stock) if decoder else None
     residual_s = 1.0 + 0.05 * len(train)  # the predictor once per aligned clip, after the fit
     fitted = adapter.fit(
         train,
         held,
-        stock_spread(stock),
+        spread,
         steps=steps,
         budget_s=budget_s - (time.perf_counter() - t0) - residual_s,
         seed=seed,
         progress=progress,
-        decoder_spread=decoder_spread(model, stock) if decoder else None,
+        decoder_spread=b_spread,
         speaker_weight=speaker_weight,
     )
-    speed, pitch = _residual(adapter, train.aligned(), torch.from_numpy(fitted.delta).reshape(1, 256))
+    # from the clips the fit drew (all of them for a short collection; a fair sample of a long one)
+    clips = train.aligned() or [train[0]]
+    speed, pitch = _residual(adapter, clips, torch.from_numpy(fitted.delta).reshape(1, 256))
     return fitted, speed, pitch
 
 
