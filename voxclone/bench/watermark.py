@@ -3,13 +3,19 @@
 Generated clips (stock voices, the benchmark sentences) are marked, then attacked: lossy codecs
 (FFmpeg through PyAV), resampling, noise, gain, speed, cropping. Detection rate per attack; false
 positives on real recordings (devdata) and on unmarked synthesis; quality cost as the DNSMOS
-(speechmos, ONNX) difference between unmarked and marked clips.
+(speechmos, ONNX) difference between unmarked and marked clips, and the DistillMOS one where that is
+installed (``pip install --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0``: its declared torchaudio
+does not load beside our torch, and it needs it only to read files). The two predictors disagree
+about where the mark may sit, so both are reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 import time
+import types
 
 import numpy as np
 
@@ -97,6 +103,35 @@ def _dnsmos(x: np.ndarray) -> float:
     return float(dnsmos.run(y, sr=16_000, return_df=False)["ovrl_mos"])
 
 
+_distill = None
+
+
+def _distillmos(x: np.ndarray) -> float | None:
+    """DistillMOS of ``x``, or None where the package is not installed."""
+    global _distill
+    if _distill is None:
+        saved = sys.modules.get("torchaudio")
+        try:
+            if saved is None:  # imported at its top, used only by its file-reading helpers
+                sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+            with contextlib.redirect_stdout(io.StringIO()):
+                import distillmos
+
+                _distill = distillmos.ConvTransformerSQAModel().eval()
+        except ImportError:
+            _distill = False
+        finally:
+            if saved is None:
+                sys.modules.pop("torchaudio", None)
+    if _distill is False:
+        return None
+    import torch
+
+    y = np.clip(resample(x, RATE, 16_000), -1.0, 1.0)
+    with torch.inference_mode():
+        return float(_distill(torch.from_numpy(y)[None]).item())
+
+
 def run(clips: int = 200, real: int = 300, mos_clips: int = 60, seed: int = 0, progress=None) -> dict:
     say = progress or (lambda m: None)
     rng = np.random.default_rng(seed)
@@ -144,6 +179,8 @@ def run(clips: int = 200, real: int = 300, mos_clips: int = 60, seed: int = 0, p
     idx = rng.choice(len(plain), size=min(mos_clips, len(plain)), replace=False)
     mos_plain = np.array([_dnsmos(plain[i]) for i in idx])
     mos_marked = np.array([_dnsmos(marked[i]) for i in idx])
+    distill = [(_distillmos(plain[i]), _distillmos(marked[i])) for i in idx]
+    distill = np.array(distill, np.float64) if distill and distill[0][0] is not None else None
     snr = [10 * np.log10(np.sum(p**2) / max(1e-12, np.sum((p - m) ** 2))) for p, m in zip(plain, marked, strict=True)]
     fpr_real = float(np.mean(real_marked))
     fpr_synth = float(np.mean(fp_synth_marked))
@@ -164,6 +201,9 @@ def run(clips: int = 200, real: int = 300, mos_clips: int = 60, seed: int = 0, p
         "dnsmos_marked": round(float(mos_marked.mean()), 3),
         "mos_drop": round(float(mos_plain.mean() - mos_marked.mean()), 3),
         "mos_clips": len(idx),
+        "distillmos_unmarked": None if distill is None else round(float(distill[:, 0].mean()), 3),
+        "distillmos_marked": None if distill is None else round(float(distill[:, 1].mean()), 3),
+        "distillmos_drop": None if distill is None else round(float(distill[:, 0].mean() - distill[:, 1].mean()), 3),
         "snr_db_mean": round(float(np.mean(snr)), 1),
         "embed_rtf": round(embed_s / audio_s, 4),
         "synthesis_s": round(synth_s, 1),
@@ -185,6 +225,10 @@ def run(clips: int = 200, real: int = 300, mos_clips: int = 60, seed: int = 0, p
         f"DNSMOS overall: unmarked {mos_plain.mean():.3f}, marked {mos_marked.mean():.3f} "
         f"(drop {result['mos_drop']:+.3f}, {len(idx)} clips); mark SNR {result['snr_db_mean']:.1f} dB; "
         f"embedding costs RTF {result['embed_rtf']:.3f}",
+        "DistillMOS: not installed (pip install --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0)"
+        if distill is None
+        else f"DistillMOS: unmarked {result['distillmos_unmarked']:.3f}, marked {result['distillmos_marked']:.3f} "
+        f"(drop {result['distillmos_drop']:+.3f}, same clips)",
     ]
     return {
         "title": f"watermark robustness ({clips} clips, {audio_s / 60:.1f} min)",
