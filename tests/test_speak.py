@@ -60,6 +60,28 @@ def test_fast_start_first_chunk_is_short(tts):
     assert len(list(tts.stream(text))) >= 2
 
 
+def test_pieces_follow_the_limit_asked_before_each(tts):
+    """A busy server asks for short pieces; the limit is asked again for every piece, as load changes."""
+    text = (
+        "When the storm finally passed, the villagers came out of their houses, looked at the fallen trees "
+        "and broken fences, and quietly began to clean up the mess together. Then they went home."
+    )
+    s = SpeechSettings().validated()
+    voice = tts._voice(s.voice)
+    asked = []
+
+    def limit() -> int:
+        asked.append(1)
+        return 36
+
+    pieces = list(tts._marked(text, s, voice, True, None, 18, limit))
+    whole = list(tts._marked(text, s, voice, True, None, 18))
+    assert " ".join(p.text for p in pieces).split() == " ".join(p.text for p in whole).split() == text.split()
+    assert len(whole) == len(asked) == 2 and len(pieces) >= 5  # the long rest was cut at phrase breaks
+    assert max(p.duration for p in pieces) < 3.5  # about 36 phonemes: 2-3 s of speech and a pause
+    assert pieces[-1].text == "Then they went home."
+
+
 def test_speed_changes_duration_not_words(tts):
     text = "We should leave early tomorrow if we want to avoid the traffic."
     normal, fast = speech_seconds(tts.speak(text)), speech_seconds(tts.speak(text, speed=1.5))

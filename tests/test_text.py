@@ -152,3 +152,19 @@ def test_clips_pack_into_whisper_windows_and_words_find_their_clip():
     assert _windows([]) == []
     spans = [(0.0, 2.0), (3.0, 5.0), (6.0, 9.0)]
     assert [_nearest_span(spans, t) for t in (1.0, 2.4, 2.6, 4.0, 5.4, 10.0)] == [0, 0, 1, 1, 1, 2]
+
+
+def test_busy_server_pieces_are_short_balanced_and_keep_every_word(vocab):
+    g2p = G2P("en-us", vocab)
+    prepared = g2p.prepare(LONG_TEXT)
+    pieces = list(chunk.plan(prepared.text, g2p.phonemize))
+    parts = [q for p in pieces for q in chunk.split(p, g2p.phonemize, 48)]
+    assert chunk.words_of(parts) == prepared.text.split()
+    sizes = [len(q.phonemes) for q in parts]
+    assert len(parts) > 3 * len(pieces) and max(sizes) <= 1.3 * 48
+    assert sorted(sizes)[len(sizes) // 10] >= 12  # balanced: no crumbs of a word or two
+    # pauses: a cut piece's last part keeps its pause; sentences grouped in one piece come apart again
+    assert [q.pause for q in parts if q.pause == chunk.PAUSE_PARAGRAPH] == [chunk.PAUSE_PARAGRAPH] * 4
+    assert sum(q.pause == chunk.PAUSE_SENTENCE for q in parts) > sum(p.pause == chunk.PAUSE_SENTENCE for p in pieces)
+    short = chunk.Piece("Calm.", g2p.phonemize("Calm."), chunk.PAUSE_SENTENCE)
+    assert list(chunk.split(short, g2p.phonemize, 48)) == [short]

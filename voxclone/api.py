@@ -296,13 +296,18 @@ class Voxclone:
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
         first_phonemes: int = chunk.FIRST_PHONEMES,
+        piece_limit: Callable[[], int] | None = None,
     ) -> Iterator[Audio]:
-        """The pieces as callers get them: watermarked, labelled, and logged when the stream ends."""
+        """The pieces as callers get them: watermarked, labelled, and logged when the stream ends.
+
+        ``piece_limit`` is asked before each piece for the most phonemes it may have (a busy server
+        asks for short pieces); pieces are then cut at phrase breaks.
+        """
         tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
         claim = provenance.manifest(s.voice, voice.voice_id, voice.waiver)
         seconds = 0.0
         try:
-            for piece in self._pieces(text, s, voice, fast_start, progress, first_phonemes):
+            for piece in self._pieces(text, s, voice, fast_start, progress, first_phonemes, piece_limit):
                 if self.watermark:
                     piece.samples = self.watermarker.embed(piece.samples, piece.sample_rate)
                 piece.tags, piece.provenance = dict(tags), claim
@@ -333,6 +338,7 @@ class Voxclone:
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
         first_phonemes: int = chunk.FIRST_PHONEMES,
+        piece_limit: Callable[[], int] | None = None,
     ) -> Iterator[Audio]:
         g2p = self._g2p_for(resolve_language(s.lang or voice.language).code)
         prepared = self._prepare(text, g2p, MAX_TEXT_CHARS)
@@ -345,7 +351,10 @@ class Voxclone:
             return g2p.phonemize(piece, prepared.overrides)
 
         spoke = False
-        for piece in chunk.plan(prepared.text, phonemize, fast_start=fast_start, first_phonemes=first_phonemes):
+        planned = chunk.plan(prepared.text, phonemize, fast_start=fast_start, first_phonemes=first_phonemes)
+        if piece_limit is not None:
+            planned = (part for p in planned for part in chunk.split(p, phonemize, piece_limit()))
+        for piece in planned:
             tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
             if not tokens:
                 continue

@@ -265,6 +265,33 @@ def _merge(pieces: list[tuple[str, str, float]], group: int, limit: int, last_pa
         yield cur
 
 
+def split(piece: Piece, phonemize: Callable[[str], str], limit: int) -> Iterator[Piece]:
+    """``piece`` in parts of about ``limit`` phonemes or fewer: whole sentences first, then phrases.
+
+    A busy server synthesises one piece at a time, so a newcomer's first audio waits for the piece
+    being synthesised: shorter pieces bound that wait. Parts are balanced in length and cut where
+    speech pauses naturally (sentence ends, clauses, before a conjunction or preposition).
+    """
+    if len(piece.phonemes) <= limit:
+        yield piece
+        return
+    sents = sentences(piece.text)
+    if len(sents) > 1:
+        parts = [p for sent in sents for p in _fit(sent, phonemize, MAX_PHONEMES)]
+        for part in _merge(parts, limit, MAX_PHONEMES, piece.pause):
+            yield from split(part, phonemize, limit)
+        return
+    text, ps = piece.text, piece.phonemes
+    while len(ps) > limit:
+        head = _first_phrase(text, phonemize, len(ps) // -(-len(ps) // limit))
+        rest = text[len(head[0]) :].strip() if head and text.startswith(head[0]) else ""
+        if not rest:
+            break
+        yield Piece(head[0], head[1], PAUSE_CLAUSE if head[0][-1] in ",;:—" else PAUSE_WORD)
+        text, ps = rest, phonemize(rest)
+    yield Piece(text, ps, piece.pause)
+
+
 def words_of(pieces: Iterable[Piece]) -> list[str]:
     """All words of the pieces, in order (for checking nothing was dropped)."""
     return [w for piece in pieces for w in piece.text.split()]
