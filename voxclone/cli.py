@@ -693,12 +693,14 @@ def bench_consent(
     json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     speakers: str = typer.Option("", "--speakers", help="Comma-separated devdata speakers (default: all)."),
     no_clones: bool = typer.Option(False, "--no-clones", help="Skip the cloned-voice acceptance test."),
+    levels: str = typer.Option("instant,best", "--levels", help="Clone qualities to test (best: ~5 min a speaker)."),
 ) -> None:
     """Consent voice check on real speakers: EER, false accepts/rejects, clone acceptance."""
     from .bench.consent import run
 
     chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
-    _report(run(chosen, clones=not no_clones, progress=lambda m: err.print(m)), json_path)
+    qualities = tuple(q.strip() for q in levels.split(",") if q.strip())
+    _report(run(chosen, clones=not no_clones, qualities=qualities, progress=lambda m: err.print(m)), json_path)
 
 
 @bench_app.command("watermark")

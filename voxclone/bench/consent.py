@@ -3,7 +3,7 @@
 Real speakers (devdata): each one's enrolment centroid (~20 s, as `clone` builds it) is tried against
 "consent recordings" made of the speaker's other clips joined to ~8 s (genuine) and of every other
 speaker's (impostors). Reported: the equal-error threshold and rate, and false accepts/rejects at
-the threshold consent uses. Then the authentication risk: instant clones of each speaker speak
+the threshold consent uses. Then the authentication risk: instant and best (trained) clones of each speaker speak
 held-out sentences; how often a verifier at the equal-error threshold accepts them as the speaker,
 and how many of those outputs `detect` flags.
 """
@@ -62,6 +62,7 @@ def run(
     trials: int = 12,
     clones: bool = True,
     sentences: int = 6,
+    qualities: tuple[str, ...] = ("instant", "best"),
     progress=None,
 ) -> dict:
     say = progress or (lambda m: None)
@@ -106,35 +107,47 @@ def run(
     }
     if clones:
         wm = shared_watermarker()
-        accepted = detected = total = 0
-        best_clone = -1.0
+        levels = {}
         with tempfile.TemporaryDirectory(prefix="voxclone-bench-") as tmp:
             lib = VoiceLibrary(Path(tmp) / "voices")
             tts = Voxclone(library=lib).load()
             for spk in speakers:
-                say(f"{spk}: cloning (instant)")
                 folder = Path(tmp) / spk
                 folder.mkdir()
                 for c in enrol_clips[spk]:
                     sf.write(folder / f"{c.path.stem}.wav", devdata.load(c, RATE), RATE)
-                clone(f"{spk}-clone", [folder], waiver="benchmark", tts=tts, library=lib)
-                acc = 0
-                for text in EVAL[:sentences]:
-                    audio = tts.speak(text, voice=f"{spk}-clone").resample(RATE)
-                    sim = float(np.dot(enc.embed(audio.samples, RATE), enrol[spk]))
-                    acc += sim >= threshold
-                    best_clone = max(best_clone, sim)
-                    detected += wm.detect(audio.samples, RATE).marked
-                    total += 1
-                accepted += acc
-                per[spk]["clone_accepted"] = f"{acc}/{sentences}"
+                for quality in qualities:
+                    say(f"{spk}: cloning ({quality})")
+                    name = f"{spk}-{quality}"
+                    clone(name, [folder], quality=quality, waiver="benchmark", tts=tts, library=lib)
+                    lvl = levels.setdefault(
+                        quality, {"accepted": 0, "detected": 0, "outputs": 0, "max_similarity": -1.0}
+                    )
+                    acc = 0
+                    for text in EVAL[:sentences]:
+                        audio = tts.speak(text, voice=name).resample(RATE)
+                        sim = float(np.dot(enc.embed(audio.samples, RATE), enrol[spk]))
+                        acc += sim >= threshold
+                        lvl["max_similarity"] = round(max(lvl["max_similarity"], sim), 4)
+                        lvl["detected"] += wm.detect(audio.samples, RATE).marked
+                        lvl["outputs"] += 1
+                    lvl["accepted"] += acc
+                    per[spk][f"clone_accepted_{quality}"] = f"{acc}/{sentences}"
+        for lvl in levels.values():
+            lvl["accept_rate"] = round(lvl["accepted"] / lvl["outputs"], 4)
+            lvl["detected_rate"] = round(lvl["detected"] / lvl["outputs"], 4)
+        total = sum(v["outputs"] for v in levels.values())
         result.update(
+            clone_levels=levels,
             clone_outputs=total,
-            clone_accept_rate=round(accepted / total, 4),
-            clone_max_similarity=round(best_clone, 4),
-            clone_detected_rate=round(detected / total, 4),
+            clone_accept_rate=round(sum(v["accepted"] for v in levels.values()) / total, 4),
+            clone_max_similarity=max(v["max_similarity"] for v in levels.values()),
+            clone_detected_rate=round(sum(v["detected"] for v in levels.values()) / total, 4),
         )
-    table = [["speaker", "trials", "genuine mean", "genuine min", "max impostor", "clones accepted"]]
+    table = [
+        ["speaker", "trials", "genuine mean", "genuine min", "max impostor"]
+        + [f"{q} clones accepted" for q in qualities]
+    ]
     for spk, row in per.items():
         table.append(
             [
@@ -143,17 +156,18 @@ def run(
                 f"{row['genuine_mean']:.3f}",
                 f"{row['genuine_min']:.3f}",
                 f"{row['impostor_max']:.3f}",
-                row.get("clone_accepted", "-"),
             ]
+            + [row.get(f"clone_accepted_{q}", "-") for q in qualities]
         )
     notes = [
         f"EER {rate:.1%} at threshold {threshold:.3f} ({len(g)} genuine, {len(i)} impostor trials of ~{trial_seconds:.0f} s)",
         f"consent threshold {at:.2f}: false accepts {result['far']:.1%}, false rejects {result['frr']:.1%}",
     ]
     if clones:
-        notes.append(
-            f"clones accepted as the speaker at the EER threshold: {result['clone_accept_rate']:.1%} of "
-            f"{result['clone_outputs']} (highest similarity {result['clone_max_similarity']:.3f}); "
-            f"flagged by detect: {result['clone_detected_rate']:.1%}"
-        )
+        for q, lvl in result["clone_levels"].items():
+            notes.append(
+                f"{q} clones accepted as the speaker at the EER threshold: {lvl['accept_rate']:.1%} of "
+                f"{lvl['outputs']} (highest similarity {lvl['max_similarity']:.3f}); flagged by detect: "
+                f"{lvl['detected_rate']:.1%}"
+            )
     return {"title": "consent voice check (Resemblyzer)", "table": table, "notes": notes, "json": result}
