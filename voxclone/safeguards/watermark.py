@@ -152,6 +152,9 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)))
 
 
+_SHAPE_FFT = 16_384  # one block of 8192 samples plus the filter's reach on both sides
+
+
 @functools.lru_cache(maxsize=4)
 def _shape_filter(points: tuple[tuple[float, float], ...]) -> np.ndarray:
     from scipy.signal import firwin2
@@ -160,18 +163,35 @@ def _shape_filter(points: tuple[tuple[float, float], ...]) -> np.ndarray:
     return firwin2(_SHAPE_TAPS, [f / nyq for f, _ in points], [g for _, g in points]).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
+def _shape_spectrum(points: tuple[tuple[float, float], ...]) -> np.ndarray:
+    return np.fft.rfft(_shape_filter(points), _SHAPE_FFT)
+
+
 def shape(clean: np.ndarray, marked: np.ndarray, points: tuple = SHAPE) -> np.ndarray:
-    """``marked`` with its residual passed through a zero-phase filter of gains ``points`` (Hz, x)."""
-    from scipy.signal import oaconvolve
+    """``marked`` with its residual passed through a zero-phase filter of gains ``points`` (Hz, x).
 
-    residual = oaconvolve(marked - clean, _shape_filter(tuple(points)), mode="same")
-    return (clean + residual).astype(np.float32)
+    Filtered a block at a time by FFT (overlap-save) so memory stays at one output buffer.
+    """
+    spectrum = _shape_spectrum(tuple(points))
+    n, half = len(clean), (_SHAPE_TAPS - 1) // 2
+    block = _SHAPE_FFT - 4 * half
+    out = np.empty(n, np.float32)
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        lo, hi = max(0, s - half), min(n, e + half)
+        seg = np.zeros(e - s + 2 * half, np.float32)
+        seg[lo - (s - half) : hi - (s - half)] = marked[lo:hi] - clean[lo:hi]
+        y = np.fft.irfft(np.fft.rfft(seg, _SHAPE_FFT) * spectrum, _SHAPE_FFT)
+        out[s:e] = clean[s:e] + y[2 * half : 2 * half + e - s]
+    return out
 
 
-def gate(clean: np.ndarray, marked: np.ndarray, ratio: float = GATE) -> np.ndarray:
+def gate(clean: np.ndarray, marked: np.ndarray, ratio: float = GATE, out: np.ndarray | None = None) -> np.ndarray:
     """``marked`` with its residual held at most ``ratio`` x the clean audio's level, frame by frame.
 
-    Works through the audio a block at a time so memory stays at one output buffer, however long.
+    Works through the audio a block at a time so memory stays at one output buffer, however long;
+    ``out`` may be ``marked`` itself (each block is read before it is written).
     """
     n, hop, block = len(clean), _GATE_HOP, _GATE_HOP * 64
     frames = -(-n // hop)
@@ -188,7 +208,7 @@ def gate(clean: np.ndarray, marked: np.ndarray, ratio: float = GATE) -> np.ndarr
     env = np.sqrt([np.convolve(p, window, mode="same") for p in power])
     gain = np.minimum(1.0, ratio * env[0] / (env[1] + 1e-9))
     centres = np.arange(frames) * hop + hop / 2
-    out = np.empty(n, np.float32)
+    out = np.empty(n, np.float32) if out is None else out
     for s in range(0, n, block):
         c, m = clean[s : s + block], marked[s : s + block]
         g = np.interp(np.arange(s, s + len(c)), centres, gain).astype(np.float32)
@@ -230,7 +250,9 @@ class Watermarker:
         y = resample(x, rate, PERTH_RATE)
         with torch.inference_mode():
             marked = np.asarray(net.apply_watermark(y, sample_rate=PERTH_RATE), np.float32)
-        out = _fit(resample(gate(y, shape(y, _fit(marked, len(y)))), PERTH_RATE, rate), len(x))
+        shaped = shape(y, _fit(marked, len(y)))
+        del marked  # long audio: keep one 32 kHz copy besides the clean one
+        out = _fit(resample(gate(y, shaped, out=shaped), PERTH_RATE, rate), len(x))
         peak = float(np.max(np.abs(out)))
         return out / peak * 0.999 if peak > 1.0 else out
 
