@@ -128,12 +128,13 @@ def run(
                         audio = tts.speak(text, voice=name).resample(RATE)
                         sim = float(np.dot(enc.embed(audio.samples, RATE), enrol[spk]))
                         acc += sim >= threshold
-                        lvl["max_similarity"] = round(max(lvl["max_similarity"], sim), 4)
+                        lvl["max_similarity"] = max(lvl["max_similarity"], sim)
                         lvl["detected"] += wm.detect(audio.samples, RATE).marked
                         lvl["outputs"] += 1
                     lvl["accepted"] += acc
                     per[spk][f"clone_accepted_{quality}"] = f"{acc}/{sentences}"
         for lvl in levels.values():
+            lvl["max_similarity"] = round(lvl["max_similarity"], 4)
             lvl["accept_rate"] = round(lvl["accepted"] / lvl["outputs"], 4)
             lvl["detected_rate"] = round(lvl["detected"] / lvl["outputs"], 4)
         total = sum(v["outputs"] for v in levels.values())

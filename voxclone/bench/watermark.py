@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 import time
-import types
 
 import numpy as np
 
@@ -110,19 +108,15 @@ def _distillmos(x: np.ndarray) -> float | None:
     """DistillMOS of ``x``, or None where the package is not installed."""
     global _distill
     if _distill is None:
-        saved = sys.modules.get("torchaudio")
-        try:
-            if saved is None:  # imported at its top, used only by its file-reading helpers
-                sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-            with contextlib.redirect_stdout(io.StringIO()):
+        from ..safeguards.watermark import torchaudio_or_stand_in
+
+        try:  # it imports torchaudio at its top, for its file-reading helpers only
+            with torchaudio_or_stand_in(), contextlib.redirect_stdout(io.StringIO()):
                 import distillmos
 
                 _distill = distillmos.ConvTransformerSQAModel().eval()
         except ImportError:
             _distill = False
-        finally:
-            if saved is None:
-                sys.modules.pop("torchaudio", None)
     if _distill is False:
         return None
     import torch

@@ -15,6 +15,7 @@ import sys
 import threading
 import types
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,7 @@ GATE = 0.3
 # on 40 clips by the larger of the two drops with noise at 20 dB still detected: see `bench watermark`.
 SHAPE = ((0.0, 0.4), (500.0, 0.4), (700.0, 1.0), (1000.0, 1.6), (PERTH_RATE / 2, 1.6))
 _SHAPE_TAPS = 511  # ~16 ms at Perth's rate: resolves the 200-300 Hz transitions
+_SHAPE_FFT = 16_384  # per block: 15,364 samples plus the filter's reach (255) on each side, and its tail
 _GATE_HOP = 256  # 8 ms at Perth's rate
 _GATE_FRAMES = 5  # the level is measured over ~32 ms
 
@@ -111,7 +113,10 @@ def _torchaudio_stand_in() -> types.ModuleType:
     return mod
 
 
-def _import_perth():
+@contextlib.contextmanager
+def torchaudio_or_stand_in() -> Iterator[bool]:
+    """Inside: ``import torchaudio.transforms`` works, through our stand-in where the real one cannot
+    load beside this torch. Yields whether the stand-in is in place; ``sys.modules`` is restored after."""
     try:
         import torchaudio.transforms  # noqa: F401
 
@@ -123,21 +128,8 @@ def _import_perth():
         parent = types.ModuleType("torchaudio")
         parent.transforms = stand_in
         sys.modules["torchaudio"], sys.modules["torchaudio.transforms"] = parent, stand_in
-        for name in [m for m in sys.modules if m.startswith("perth")]:
-            del sys.modules[name]  # a failed earlier import left PerthImplicitWatermarker = None
     try:
-        # Perth prints on load (stdout may carry audio) and imports the deprecated pkg_resources
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from perth.perth_net import PREPACKAGED_MODELS_DIR
-            from perth.perth_net.perth_net_implicit.perth_watermarker import PerthImplicitWatermarker
-
-            return PerthImplicitWatermarker(run_name="implicit", models_dir=PREPACKAGED_MODELS_DIR)
-    except ImportError as e:
-        raise WatermarkError(
-            f"the watermarker (PyPI resemble-perth) is not installed or incomplete: {e}. "
-            "Reinstall voxclone: pip install -e ."
-        ) from e
+        yield stand_in is not None
     finally:
         if stand_in is not None:
             for k, v in saved.items():
@@ -147,25 +139,41 @@ def _import_perth():
                     sys.modules[k] = v
 
 
+def _import_perth():
+    # Perth prints on load (stdout may carry audio) and imports the deprecated pkg_resources
+    with (
+        torchaudio_or_stand_in() as standing_in,
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        if standing_in:
+            for name in [m for m in sys.modules if m.startswith("perth")]:
+                del sys.modules[name]  # a failed earlier import left PerthImplicitWatermarker = None
+        try:
+            from perth.perth_net import PREPACKAGED_MODELS_DIR
+            from perth.perth_net.perth_net_implicit.perth_watermarker import PerthImplicitWatermarker
+        except ImportError as e:
+            raise WatermarkError(
+                f"the watermarker (PyPI resemble-perth) is not installed or incomplete: {e}. "
+                "Reinstall voxclone: pip install -e ."
+            ) from e
+        return PerthImplicitWatermarker(run_name="implicit", models_dir=PREPACKAGED_MODELS_DIR)
+
+
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
     """``x`` cut or zero-padded to ``n`` samples (STFT and resampling round lengths)."""
     return x[:n] if len(x) >= n else np.pad(x, (0, n - len(x)))
 
 
-_SHAPE_FFT = 16_384  # one block of 8192 samples plus the filter's reach on both sides
-
-
 @functools.lru_cache(maxsize=4)
-def _shape_filter(points: tuple[tuple[float, float], ...]) -> np.ndarray:
+def _shape_spectrum(points: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The FIR filter of gains ``points`` (Hz, x), as its spectrum for blocks of ``_SHAPE_FFT``."""
     from scipy.signal import firwin2
 
     nyq = PERTH_RATE / 2
-    return firwin2(_SHAPE_TAPS, [f / nyq for f, _ in points], [g for _, g in points]).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=4)
-def _shape_spectrum(points: tuple[tuple[float, float], ...]) -> np.ndarray:
-    return np.fft.rfft(_shape_filter(points), _SHAPE_FFT)
+    taps = firwin2(_SHAPE_TAPS, [f / nyq for f, _ in points], [g for _, g in points])
+    return np.fft.rfft(taps.astype(np.float32), _SHAPE_FFT)
 
 
 def shape(clean: np.ndarray, marked: np.ndarray, points: tuple = SHAPE) -> np.ndarray:

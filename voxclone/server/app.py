@@ -325,10 +325,10 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 req.response_format, settings.sample_rate, metadata.tags_for(name, voice.voice_id, voice.waiver)
             )
             # under load a new stream's first piece is cut shorter: it waits behind others' pieces
-            first = LOADED_FIRST_PHONEMES if srv.scheduler.streams > 1 else chunk.FIRST_PHONEMES
+            first = LOADED_FIRST_PHONEMES if srv.scheduler.busy else chunk.FIRST_PHONEMES
 
             def limit() -> int:
-                return LOADED_PIECE_PHONEMES if srv.scheduler.streams > 1 else chunk.MAX_PHONEMES
+                return LOADED_PIECE_PHONEMES if srv.scheduler.busy else chunk.MAX_PHONEMES
 
             marked = tts._marked(req.input, settings, voice, True, None, first, limit)
             pieces = srv.scheduler.iterate(marked, release)

@@ -62,6 +62,11 @@ class Scheduler:
         self._seq = itertools.count()
         self.streams = 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether streams other than the caller's are running (the caller's is already admitted)."""
+        return self.streams > 1
+
     def admit(self) -> Callable[[], None]:
         """Count a new stream in, or raise Busy; returns its release function (safe to call twice)."""
         with self._cond:
