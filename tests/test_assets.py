@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voxclone.api import tail_caps
 from voxclone.engine import assets
 from voxclone.errors import AssetError
 
@@ -165,6 +166,40 @@ def test_optimised_graph_is_bit_identical(tts):
     audio, durations = tts.engine.infer_timed(tokens, style_for(pack, len(tokens)))
     assert np.array_equal(audio, b) and len(durations) == len(tokens) + 2 and durations.sum() * 600 == len(b)
     assert plain.infer_timed(tokens, style_for(pack, len(tokens)))[1] is None
+    # max_durations caps chosen tokens' frames (here the silent tail) and leaves the others as predicted
+    caps = tail_caps([c for c in g2p("The rewrite must not change a single sample.")], 2)
+    capped, short = tts.engine.infer_timed(tokens, style_for(pack, len(tokens)), max_durations=caps)
+    assert durations[-2] > 2 and short[-2] == 2 and short[-1] <= 2  # the final "." and the boundary
+    assert np.array_equal(short[:-2], durations[:-2]) and short.sum() * 600 == len(capped) < len(b)
+    with pytest.raises(ValueError, match="max_durations has"):
+        tts.engine.infer(tokens, style_for(pack, len(tokens)), max_durations=caps[:-1])
+
+
+def test_both_weight_encodings_of_the_rewrite_are_exact_where_chosen(tts, tmp_path, monkeypatch):
+    """uint8 weights (every CPU) are bit-identical to the source graph; int8 weights only where the CPU
+    has int8 dot products: elsewhere onnxruntime's kernel saturates and the speech turns to mush."""
+    import onnx
+
+    from voxclone.engine import cpu, optimize
+    from voxclone.engine.kokoro import KokoroEngine
+    from voxclone.engine.voices import style_for
+
+    g2p = tts._g2p_for("en-us")
+    tokens = [g2p.vocab[c] for c in g2p("My grandmother grows tomatoes in her garden.")]
+    pack, _ = tts.voice_pack("am_michael")
+    source = onnx.load(str(assets.resolve_model()))
+    reference = KokoroEngine(assets.resolve_model(), optimize=False).infer(tokens, style_for(pack, len(tokens)))
+    for signed in (False, True):
+        path = tmp_path / f"signed-{signed}.onnx"
+        onnx.save(optimize.optimize(source, signed_weights=signed), str(path))
+        audio = KokoroEngine(path, optimize=False).infer(tokens, style_for(pack, len(tokens)))
+        if not signed or cpu.int8_dot_product():
+            assert np.array_equal(audio, reference), f"signed={signed} on {cpu.label()}"
+    for forced in (False, True):  # the override for CPUs that report their flags wrongly
+        monkeypatch.setenv("VOXCLONE_INT8_DOT", str(int(forced)))
+        assert cpu.int8_dot_product() is forced
+    info = cpu.describe()
+    assert info["cpus"] >= 1 and info["int8_instructions"] in ("AMX", "AVX-512 VNNI", "AVX-VNNI", "AVX2", "none")
 
 
 def test_whisper_model_is_assembled():

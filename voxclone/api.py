@@ -40,6 +40,11 @@ MAX_TEXT_CHARS = 500_000  # ~80,000 words, ~9 hours of speech
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _TRIM_DB = -50.0
 _EDGE = int(0.03 * SAMPLE_RATE)
+# Frames kept for a piece's trailing punctuation and closing boundary token: the model gives them up
+# to 0.4 s of silence that _trim cuts anyway. The leading boundary token is left alone: capped even
+# to 10 of its 13-14 frames, Whisper stops hearing the first word.
+TAIL_FRAMES = 4
+_TRAILING = set(';:,.!?¡¿—…"«»“”()[] ')
 
 
 @dataclass(frozen=True)
@@ -359,7 +364,12 @@ class Voxclone:
             if not tokens:
                 continue
             wave = engine.infer(
-                tokens, style_for(voice.pack, len(tokens)), speed=speed, f0_scale=f0_scale, decoder_bias=voice.decoder
+                tokens,
+                style_for(voice.pack, len(tokens)),
+                speed=speed,
+                f0_scale=f0_scale,
+                decoder_bias=voice.decoder,
+                max_durations=tail_caps([c for c in piece.phonemes if c in g2p.vocab]),
             )
             wave = _trim(wave)
             pause = np.zeros(int(round(piece.pause / speed * SAMPLE_RATE)), np.float32)
@@ -429,6 +439,17 @@ class Voxclone:
         if not prepared.overrides and not re.search(r"[^\W_]", prepared.text):
             raise TextError("the text has nothing to say: it holds only punctuation or symbols")
         return prepared
+
+
+def tail_caps(symbols: list[str], frames: int = TAIL_FRAMES) -> np.ndarray:
+    """Per-token frame caps (boundary tokens included) that shorten only the silent tail of a piece."""
+    caps = np.full(len(symbols) + 2, np.iinfo(np.int64).max, np.int64)
+    caps[-1] = frames
+    i = len(symbols)
+    while i > 0 and symbols[i - 1] in _TRAILING:
+        caps[i] = frames
+        i -= 1
+    return caps
 
 
 def _trim(wave: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import cpu as machine
 from ..server.local import spawn, stop
 from .sentences import SENTENCES
 
@@ -123,6 +124,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
             stop(proc)
     base = rows[0]
     result: dict = {
+        **machine.describe(),
         "server_start_s": round(start_s, 1),
         "seconds_per_level": seconds,
         "workers": workers,
@@ -166,4 +168,9 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
         "the benchmark sentences, voice alloy (af_heart); throughput is audio seconds delivered per wall second "
         "(1/RTF across all clients)"
     ]
-    return {"title": "HTTP server under load (loopback)", "table": table, "notes": notes, "json": result}
+    return {
+        "title": f"HTTP server under load (loopback; {machine.label(result)})",
+        "table": table,
+        "notes": notes,
+        "json": result,
+    }

@@ -13,6 +13,7 @@ import resource
 import time
 
 from ..api import Voxclone
+from ..engine import cpu as machine
 
 SHORT = "Hello! Thanks for calling. How can I help you today?"
 MEDIUM = (
@@ -79,7 +80,7 @@ def _first_chunk(tts: Voxclone, text: str, voice: str, repeats: int, fast_start:
 
 
 def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dict:
-    results: dict = {"voice": voice, "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()}
+    results: dict = {"voice": voice, "cpu_count": os.cpu_count(), **machine.describe()}
 
     t0 = time.perf_counter()
     tts2 = Voxclone(threads=2).load()
@@ -150,7 +151,7 @@ def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dic
         f"{results['g2p_long_s'] * 1000:.0f} ms; peak RSS {results['peak_rss_mb']:.0f} MB",
     ]
     return {
-        "title": f"speed ({voice}, {results['machine']}, {os.cpu_count()} CPUs)",
+        "title": f"speed ({voice}, {machine.label(results)})",
         "table": rows,
         "notes": notes,
         "json": results,

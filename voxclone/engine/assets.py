@@ -145,16 +145,19 @@ def verify_model(path: Path) -> None:
 
 def optimized_model(base: Path) -> Path:
     """The graph rewritten by :mod:`voxclone.engine.optimize`, cached beside its source."""
+    from .cpu import int8_dot_product
     from .optimize import OPTIMIZER_VERSION, optimize
 
+    signed = int8_dot_product()
     stat = base.stat()
-    key = hashlib.sha256(f"{base.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{OPTIMIZER_VERSION}".encode()).hexdigest()
+    source = f"{base.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{OPTIMIZER_VERSION}|{'s8' if signed else 'u8'}"
+    key = hashlib.sha256(source.encode()).hexdigest()
     cache = home() / "models" / f"{base.stem}.voxclone-{key[:12]}.onnx"
     if cache.is_file():
         return cache
     import onnx
 
-    model = optimize(onnx.load(str(base)))
+    model = optimize(onnx.load(str(base)), signed_weights=signed)
     tmp = _atomic_target(cache)
     try:
         onnx.save(model, str(tmp))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AssetError
-from .optimize import DECODER_BIAS_INPUT, DURATIONS_OUTPUT, F0_SCALE_INPUT
+from .optimize import DECODER_BIAS_INPUT, DURATIONS_OUTPUT, F0_SCALE_INPUT, MAX_DURATIONS_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class KokoroEngine:
         names = {i.name for i in self.session.get_inputs()}
         self._tokens = "tokens" if "tokens" in names else "input_ids"
         self.has_pitch = F0_SCALE_INPUT in names
+        self.has_duration_cap = MAX_DURATIONS_INPUT in names
         bias = next((i for i in self.session.get_inputs() if i.name == DECODER_BIAS_INPUT), None)
         self.decoder_bias_size = int(bias.shape[0]) if bias is not None else 0
         self._zero_bias = np.zeros(self.decoder_bias_size, np.float32)
@@ -77,10 +78,12 @@ class KokoroEngine:
         speed: float = 1.0,
         f0_scale: float = 1.0,
         decoder_bias: np.ndarray | None = None,
+        max_durations: np.ndarray | None = None,
     ) -> np.ndarray:
         """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids; `decoder_bias` is a
-        trained voice's decoder adapter (see :mod:`voxclone.engine.optimize`)."""
-        return self.infer_timed(tokens, style, speed, f0_scale, decoder_bias)[0]
+        trained voice's decoder adapter, `max_durations` caps the frames of each token including the two
+        boundary tokens (see :mod:`voxclone.engine.optimize`; ignored by graphs without the input)."""
+        return self.infer_timed(tokens, style, speed, f0_scale, decoder_bias, max_durations)[0]
 
     def infer_timed(
         self,
@@ -89,6 +92,7 @@ class KokoroEngine:
         speed: float = 1.0,
         f0_scale: float = 1.0,
         decoder_bias: np.ndarray | None = None,
+        max_durations: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(audio, frames per token including the two boundary tokens); the durations are None when the
         graph does not expose them (an unoptimised graph)."""
@@ -112,6 +116,12 @@ class KokoroEngine:
                     f"this voice's decoder adapter has {len(decoder_bias)} values but {self.path} takes "
                     f"{self.decoder_bias_size}: it was trained for another model"
                 )
+        if self.has_duration_cap:
+            if max_durations is None:
+                max_durations = np.full(len(tokens) + 2, np.iinfo(np.int64).max, np.int64)
+            elif len(max_durations) != len(tokens) + 2:
+                raise ValueError(f"max_durations has {len(max_durations)} values for {len(tokens) + 2} tokens")
+            feed[MAX_DURATIONS_INPUT] = np.asarray(max_durations, np.int64)
         if self.decoder_bias_size:
             feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
         with self._lock:  # one run at a time: the session already uses every thread

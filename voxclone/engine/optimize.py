@@ -1,15 +1,21 @@
 """Rewrite the Kokoro ONNX graph for speed and control, once, at setup time.
 
-Four rewrites, each exact or opt-in:
+Five rewrites, each exact or opt-in:
 
 * ``ConvInteger`` (uint8 x uint8) runs on onnxruntime's slow generic path. Each stride-1
-  convolution becomes im2col (Pad + Slice + Concat on uint8) and ``MatMulInteger`` with
-  int8 weights (``w - 128``, zero point shifted the same way), which uses the VNNI/AMX
-  kernels. The integer result is bit-identical; only the kernel changes.
+  convolution becomes im2col (Pad + Slice + Concat on uint8) and ``MatMulInteger``. On CPUs with
+  int8 dot products (VNNI, AMX) the weights become int8 (``w - 128``, zero point shifted the same
+  way), which uses those kernels. Elsewhere they stay uint8: without VNNI onnxruntime multiplies
+  uint8 x int8 with ``vpmaddubsw``, whose 16-bit sums saturate, and Kokoro's activations overflow
+  them (Whisper then mishears a quarter of the words). The integer result is bit-identical either
+  way; only the kernel changes.
 * The predicted F0 curve is multiplied by a new ``f0_scale`` input, so pitch can be shifted
   inside the model (the vocoder's harmonic source follows it) instead of by resampling.
 * The predicted durations (frames per token, after rounding) become a second output, ``durations``,
   so audio the graph renders can be aligned token by token (voice training aligns clips that way).
+* A ``max_durations`` input caps each token's frames (``Min`` after rounding). Callers feed no cap
+  (the int64 maximum) except at the tail: trailing punctuation and the closing boundary token only
+  render silence that is trimmed afterwards, yet cost decoder time like speech.
 * A ``decoder_bias`` input is added to the biases of the decoder's AdaIN style projections
   (``decoder.decoder.<name>.fc.bias``, concatenated in name order): voices trained with a decoder
   adapter carry their offsets there, every other voice feeds zeros, so one graph serves all.
@@ -24,23 +30,26 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-OPTIMIZER_VERSION = 4
+OPTIMIZER_VERSION = 5
 F0_SCALE_INPUT = "f0_scale"
 DURATIONS_OUTPUT = "durations"
 DECODER_BIAS_INPUT = "decoder_bias"
+MAX_DURATIONS_INPUT = "max_durations"
 _DECODER_BIAS = re.compile(r"^decoder\.decoder\.(.+\.fc)\.bias$")
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-def optimize(model):  # onnx.ModelProto -> onnx.ModelProto
-    """Return a rewritten copy of a Kokoro ONNX model (see module docstring)."""
+def optimize(model, signed_weights: bool = False):  # onnx.ModelProto -> onnx.ModelProto
+    """Return a rewritten copy of a Kokoro ONNX model (see module docstring); ``signed_weights`` only
+    where the CPU has int8 dot products (:func:`voxclone.engine.cpu.int8_dot_product`)."""
     import onnx
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _add_f0_scale(model.graph)
     _add_decoder_bias(model.graph)
     _add_durations_output(model.graph)
-    _convinteger_to_matmulinteger(model.graph)
+    _add_duration_cap(model.graph)
+    _convinteger_to_matmulinteger(model.graph, signed_weights)
     return model
 
 
@@ -50,7 +59,7 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _convinteger_to_matmulinteger(graph) -> int:
+def _convinteger_to_matmulinteger(graph, signed_weights: bool) -> int:
     from onnx import helper, numpy_helper
 
     inits = {i.name: i for i in graph.initializer}
@@ -84,8 +93,10 @@ def _convinteger_to_matmulinteger(graph) -> int:
         base = node.name or node.output[0]
         x, xzp = node.input[0], node.input[2]
         # rows ordered (k, c) to match the im2col concat below
-        wmat = (w.astype(np.int16) - 128).astype(np.int8).transpose(2, 1, 0).reshape(k * cin, cout)
-        wz = np.array(int(wzp.reshape(())) - 128, dtype=np.int8)
+        wmat = w.transpose(2, 1, 0).reshape(k * cin, cout)
+        wz = np.array(wzp.reshape(()), dtype=np.uint8)
+        if signed_weights:
+            wmat, wz = (wmat.astype(np.int16) - 128).astype(np.int8), np.array(int(wz) - 128, dtype=np.int8)
         new_inits += [numpy_helper.from_array(wmat, f"{base}/mmi_w"), numpy_helper.from_array(wz, f"{base}/mmi_wz")]
         xt = f"{base}/mmi_xt"
         new_nodes.append(helper.make_node("Transpose", [x], [xt], perm=[0, 2, 1], name=f"{base}/mmi_T_in"))
@@ -196,6 +207,26 @@ def _add_durations_output(graph) -> bool:
         return False
     graph.node.append(helper.make_node("Identity", [node.output[0]], [DURATIONS_OUTPUT], name="voxclone_durations"))
     graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.INT64, None))
+    return True
+
+
+def _add_duration_cap(graph) -> bool:
+    """Add ``max_durations`` (int64 [tokens + 2]) between the rounded durations and their consumers."""
+    from onnx import TensorProto, helper
+
+    if any(i.name == MAX_DURATIONS_INPUT for i in graph.input):
+        return True
+    ident = next((n for n in graph.node if n.name == "voxclone_durations"), None)
+    if ident is None:
+        return False
+    rounded, capped = ident.input[0], f"{ident.input[0]}_voxclone_capped"
+    for n in graph.node:
+        for idx, name in enumerate(n.input):
+            if name == rounded:
+                n.input[idx] = capped
+    at = next(i for i, n in enumerate(graph.node) if rounded in n.output)
+    graph.node.insert(at + 1, helper.make_node("Min", [rounded, MAX_DURATIONS_INPUT], [capped], name="voxclone_cap"))
+    graph.input.append(helper.make_tensor_value_info(MAX_DURATIONS_INPUT, TensorProto.INT64, ["tokens"]))
     return True
 
 
