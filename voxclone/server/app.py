@@ -64,8 +64,9 @@ OPENAI_VOICES = {
 }
 LOADED_FIRST_PHONEMES = 18
 # Under load a newcomer's first piece waits for the piece being synthesised: pieces stay this short
-# while other streams run (~2.5 s of speech, ~0.4 s to synthesise on 2 cores). `bench serve`, 4
-# clients: p95 first byte 1.26 s with whole sentences, 1.09 s at 48 phonemes, 0.98 s at 36.
+# while other streams run (~2.5 s of speech; ~0.4 s to synthesise on 2 VNNI cores, ~3 s with AVX2
+# only). `bench serve`, 4 clients, VNNI: p95 first byte 1.26 s with whole sentences, 1.09 s at 48
+# phonemes, 0.98 s at 36.
 LOADED_PIECE_PHONEMES = 36
 
 
