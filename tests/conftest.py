@@ -11,6 +11,21 @@ def tts():
 
 
 @pytest.fixture(scope="session")
+def slowdown(tts) -> float:
+    """How many times slower than the development machine (VNNI, RTF ~0.25) this one synthesises.
+
+    Builds take a wall-clock budget; tests that check what a budget buys scale it by this, so a CPU
+    without int8 dot products (~5x slower) gets the same amount of fitting, not a fifth of it.
+    """
+    import time
+
+    tts.speak("Warming up.")
+    t0 = time.perf_counter()
+    audio = tts._render("A short sentence to time this machine's synthesis speed.")
+    return max(1.0, (time.perf_counter() - t0) / audio.duration / 0.25)
+
+
+@pytest.fixture(scope="session")
 def asr():
     from voxclone.transcribe import Transcriber
 

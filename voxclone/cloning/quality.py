@@ -171,4 +171,6 @@ def through_channel(x: np.ndarray, rate: int, channel_hz: int) -> np.ndarray:
         return x
     from ..audio import resample
 
-    return resample(resample(np.asarray(x, np.float32), rate, 2 * channel_hz), 2 * channel_hz, rate)
+    y = resample(resample(np.asarray(x, np.float32), rate, 2 * channel_hz), 2 * channel_hz, rate)
+    # the round trip rounds the length twice (110,311 samples came back as 110,310): keep it exact
+    return y[: len(x)] if len(y) >= len(x) else np.pad(y, (0, len(x) - len(y)))
