@@ -360,7 +360,8 @@ class Voxclone:
         if piece_limit is not None:
             planned = (part for p in planned for part in chunk.split(p, phonemize, piece_limit()))
         for piece in planned:
-            tokens = [g2p.vocab[c] for c in piece.phonemes if c in g2p.vocab]
+            symbols = [c for c in piece.phonemes if c in g2p.vocab]
+            tokens = [g2p.vocab[c] for c in symbols]
             if not tokens:
                 continue
             wave = engine.infer(
@@ -369,7 +370,7 @@ class Voxclone:
                 speed=speed,
                 f0_scale=f0_scale,
                 decoder_bias=voice.decoder,
-                max_durations=tail_caps([c for c in piece.phonemes if c in g2p.vocab]),
+                max_durations=tail_caps(symbols),
             )
             wave = _trim(wave)
             pause = np.zeros(int(round(piece.pause / speed * SAMPLE_RATE)), np.float32)

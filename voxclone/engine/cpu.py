@@ -25,12 +25,16 @@ def describe() -> dict:
                 flags = set(value.split())
     except OSError:
         pass
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
     int8 = next((name for flag, name in _INT8 if flag in flags), "AVX2" if "avx2" in flags else "none")
-    return {"cpu": model, "cpus": cpus, "int8_instructions": int8}
+    return {"cpu": model, "cpus": usable_cpus(), "int8_instructions": int8}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def int8_dot_product() -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AssetError
+from .cpu import usable_cpus
 from .optimize import DECODER_BIAS_INPUT, DURATIONS_OUTPUT, F0_SCALE_INPUT, MAX_DURATIONS_INPUT
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,7 @@ def default_threads() -> int:
     env = os.environ.get("VOXCLONE_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 class KokoroEngine:

@@ -35,6 +35,7 @@ F0_SCALE_INPUT = "f0_scale"
 DURATIONS_OUTPUT = "durations"
 DECODER_BIAS_INPUT = "decoder_bias"
 MAX_DURATIONS_INPUT = "max_durations"
+_DURATIONS_NODE = "voxclone_durations"
 _DECODER_BIAS = re.compile(r"^decoder\.decoder\.(.+\.fc)\.bias$")
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -205,7 +206,7 @@ def _add_durations_output(graph) -> bool:
     if node is None or _attrs(node).get("to") != TensorProto.INT64:
         log.warning("no durations chain found in the graph; voice training will align with the torch model")
         return False
-    graph.node.append(helper.make_node("Identity", [node.output[0]], [DURATIONS_OUTPUT], name="voxclone_durations"))
+    graph.node.append(helper.make_node("Identity", [node.output[0]], [DURATIONS_OUTPUT], name=_DURATIONS_NODE))
     graph.output.append(helper.make_tensor_value_info(DURATIONS_OUTPUT, TensorProto.INT64, None))
     return True
 
@@ -216,7 +217,7 @@ def _add_duration_cap(graph) -> bool:
 
     if any(i.name == MAX_DURATIONS_INPUT for i in graph.input):
         return True
-    ident = next((n for n in graph.node if n.name == "voxclone_durations"), None)
+    ident = next((n for n in graph.node if n.name == _DURATIONS_NODE), None)
     if ident is None:
         return False
     rounded, capped = ident.input[0], f"{ident.input[0]}_voxclone_capped"
