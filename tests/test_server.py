@@ -68,6 +68,7 @@ def test_health_metrics_and_keys_are_required(served):
         assert c.get("/v1/me").json()["admin"] is True
     text = httpx.get(f"{url}/metrics").text
     assert "voxclone_requests_total" in text and 'status="401"' in text
+    assert "voxclone_preemptions " in text and "voxclone_preempted_seconds " in text
 
 
 def test_the_official_openai_client_works_unchanged(served):
@@ -259,6 +260,59 @@ def test_limits_answer_429_413_and_503_with_retry_after(tts, tmp_path):
                 break
             threading.Event().wait(0.2)
         assert r.status_code == 200
+
+
+@pytest.mark.parametrize("preempt", [True, False])
+def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, preempt):
+    from voxclone.api import style_for
+    from voxclone.server.limits import Scheduler
+
+    engine, voice, g2p = tts.engine, tts._voice("af_heart"), tts._g2p_for("en-us")
+
+    def tokens(text):
+        return [g2p.vocab[c] for c in g2p.phonemize(text, []) if c in g2p.vocab]
+
+    long = tokens(LONG[:200])
+    short = tokens("Hello there.")
+    alone = engine.infer(long, style_for(voice.pack, len(long)))
+    sched = Scheduler(1, preempt=preempt)
+    sched.run(1, lambda: engine.infer(short, style_for(voice.pack, len(short))))  # learns the speed
+    finished, out = [], {}
+
+    def later_piece():
+        out["long"] = sched.run(3, lambda: engine.infer(long, style_for(voice.pack, len(long))))
+        finished.append("long")
+
+    t = threading.Thread(target=later_piece)
+    t.start()
+    deadline = time.monotonic() + 60
+    while not any(turn.options is not None for turn in sched._running) and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the later piece is inside the model
+    sched.run(0, lambda: engine.infer(short, style_for(voice.pack, len(short))))
+    finished.append("first")
+    t.join()
+    assert finished == (["first", "long"] if preempt else ["long", "first"])
+    assert sched.preemptions == int(preempt) and (sched.preempted_seconds > 0) == preempt
+    np.testing.assert_allclose(out["long"], alone, atol=1e-4)  # the rerun is the same audio
+
+
+def test_stream_steps_that_run_no_model_do_not_queue_for_a_slot():
+    from voxclone.server.limits import Scheduler
+
+    sched = Scheduler(1)
+    held, go = threading.Event(), threading.Event()
+    t = threading.Thread(target=sched.run, args=(0, lambda: (held.set(), go.wait(30))))
+    t.start()
+    held.wait(30)
+    out, released = [], []
+    try:  # the only slot is taken, yet a stream's closing step (no model run) does not wait for it
+        reader = threading.Thread(target=lambda: out.extend(sched.iterate(iter("ab"), lambda: released.append(1))))
+        reader.start()
+        reader.join(10)
+        assert out == ["a", "b"] and released == [1]
+    finally:
+        go.set()
+        t.join()
 
 
 def test_detect_endpoint(served, tts):

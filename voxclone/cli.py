@@ -582,13 +582,16 @@ def serve(
     workers: int = typer.Option(1, "--workers", help="Synthesis slots (each uses the model's threads)."),
     max_streams: int = typer.Option(16, "--max-streams", help="Requests in progress before answering 503."),
     rate: float = typer.Option(5.0, "--rate", help="Requests per second per API key (0: no limit)."),
+    preempt: bool = typer.Option(
+        True, "--preempt/--no-preempt", help="Let a new request's first audio stop another's later piece."
+    ),
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible /v1/audio/speech), the voices API and the web UI."""
     import uvicorn
 
     from .server.app import ServerConfig, create_app
 
-    config = ServerConfig(root=root, workers=workers, max_streams=max_streams, rate=rate)
+    config = ServerConfig(root=root, workers=workers, max_streams=max_streams, rate=rate, preempt=preempt)
     app_ = create_app(config)
     srv = app_.state.server
     key = srv.ensure_admin()
@@ -723,12 +726,13 @@ def bench_serve(
     seconds: float = typer.Option(30.0, "--seconds", help="How long each level runs."),
     workers: int = typer.Option(1, "--workers", help="The server's synthesis slots."),
     threads: int | None = typer.Option(None, "--threads", help="Model threads per slot (default: the server's)."),
+    preempt: bool = typer.Option(True, "--preempt/--no-preempt", help="The server's --preempt setting."),
 ) -> None:
     """The HTTP server under concurrent clients: first byte, full audio, throughput, errors."""
     from .bench.serve import run
 
     levels = tuple(int(c) for c in clients.split(",") if c.strip())
-    _report(run(levels, seconds, threads, workers, progress=lambda m: err.print(m)), json_path)
+    _report(run(levels, seconds, threads, workers, preempt, progress=lambda m: err.print(m)), json_path)
 
 
 @bench_app.command("parity")

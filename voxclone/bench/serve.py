@@ -96,7 +96,23 @@ def _level(url: str, key: str, clients: int, seconds: float, texts: list[str]) -
     }
 
 
-def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, workers: int = 1, progress=None) -> dict:
+def _preemptions(url: str, key: str) -> tuple[float, float]:
+    """(stops, seconds thrown away) so far, from the server's /metrics."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30).text
+    values = dict(line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return float(values.get("voxclone_preemptions", 0)), float(values.get("voxclone_preempted_seconds", 0))
+
+
+def run(
+    levels=(1, 4, 16),
+    seconds: float = 30.0,
+    threads: int | None = None,
+    workers: int = 1,
+    preempt: bool = True,
+    progress=None,
+) -> dict:
     import httpx
 
     say = progress or (lambda m: None)
@@ -106,7 +122,8 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
         say("starting the server")
         t0 = time.perf_counter()
         env = {"VOXCLONE_THREADS": str(threads)} if threads else None
-        proc, url = spawn(root, "--rate", "0", "--workers", str(workers), env=env)
+        flags = ["--rate", "0", "--workers", str(workers)] + ([] if preempt else ["--no-preempt"])
+        proc, url = spawn(root, *flags, env=env)
         start_s = time.perf_counter() - t0
         key = (root / "admin.key").read_text().strip()
         try:
@@ -119,7 +136,12 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
             rows = []
             for n in levels:
                 say(f"{n} client(s) for {seconds:.0f} s")
-                rows.append(_level(url, key, n, seconds, texts))
+                before = _preemptions(url, key)
+                row = _level(url, key, n, seconds, texts)
+                after = _preemptions(url, key)
+                row["preemptions"] = int(after[0] - before[0])
+                row["preempted_s"] = round(after[1] - before[1], 2)
+                rows.append(row)
         finally:
             stop(proc)
     base = rows[0]
@@ -128,6 +150,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
         "server_start_s": round(start_s, 1),
         "seconds_per_level": seconds,
         "workers": workers,
+        "preempt": preempt,
         "levels": rows,
     }
     for r in rows:
@@ -146,6 +169,7 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
             "full audio p50/p95 s",
             "audio s / wall s",
             "vs 1 client",
+            "stopped pieces (s lost)",
             "errors",
         ]
     ]
@@ -160,13 +184,18 @@ def run(levels=(1, 4, 16), seconds: float = 30.0, threads: int | None = None, wo
                 f"{r['p50_total_s']} / {r['p95_total_s']}",
                 f"{r['throughput']:.2f}",
                 f"{ratio:.2f}x",
+                f"{r['preemptions']} ({r['preempted_s']})",
                 ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none",
             ]
         )
     notes = [
         f"server start (model + watermarker load) {start_s:.1f} s; {seconds:.0f} s per level; streamed pcm of "
         "the benchmark sentences, voice alloy (af_heart); throughput is audio seconds delivered per wall second "
-        "(1/RTF across all clients)"
+        "(1/RTF across all clients)",
+        "stopped pieces: later pieces the server stopped so that a new request's first piece could start "
+        "(rerun afterwards; s lost is the synthesis time thrown away)"
+        if preempt
+        else "preemption off (--no-preempt): a new request's first piece waits for the piece in progress",
     ]
     return {
         "title": f"HTTP server under load (loopback; {machine.label(result)})",

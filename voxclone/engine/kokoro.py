@@ -6,7 +6,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -18,6 +21,36 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24_000
 MAX_PHONEMES = 510  # the model's 512 positions minus the two boundary tokens
+
+
+class Turn(Protocol):
+    """A scheduler's hold on the engine for one step, which it may take back mid-run (see
+    :mod:`voxclone.server.limits`): the engine then waits for its turn again and reruns."""
+
+    def wait(self) -> None:
+        """Block until this step may use the model (called before each run, outside the engine's lock)."""
+
+    def begin(self, run_options, tokens: int) -> None:
+        """A model run of ``tokens`` tokens starts; setting ``run_options.terminate`` stops it."""
+
+    def finished(self, seconds: float) -> None:
+        """The run completed in ``seconds``."""
+
+    def interrupted(self) -> bool:
+        """The run failed: if the scheduler stopped it, wait for the next turn and return True."""
+
+
+_turns = threading.local()
+
+
+@contextmanager
+def holding(turn: Turn) -> Iterator[None]:
+    """Model runs on this thread belong to ``turn`` while inside the block."""
+    _turns.current = turn
+    try:
+        yield
+    finally:
+        _turns.current = None
 
 
 def default_threads() -> int:
@@ -122,7 +155,28 @@ class KokoroEngine:
             feed[MAX_DURATIONS_INPUT] = np.asarray(max_durations, np.int64)
         if self.decoder_bias_size:
             feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
-        with self._lock:  # one run at a time: the session already uses every thread
-            out = self.session.run(self._outputs, feed)
+        out = self._run(feed, len(tokens))
         durations = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
         return np.asarray(out[0], np.float32).reshape(-1), durations
+
+    def _run(self, feed: dict, tokens: int) -> list:
+        turn: Turn | None = getattr(_turns, "current", None)
+        if turn is None:
+            with self._lock:  # one run at a time: the session already uses every thread
+                return self.session.run(self._outputs, feed)
+        import onnxruntime as ort
+
+        while True:
+            options = ort.RunOptions()
+            turn.wait()
+            try:
+                with self._lock:
+                    turn.begin(options, tokens)
+                    t0 = time.perf_counter()
+                    out = self.session.run(self._outputs, feed, options)
+            except Exception:
+                if turn.interrupted():
+                    continue
+                raise
+            turn.finished(time.perf_counter() - t0)
+            return out

@@ -84,6 +84,7 @@ class ServerConfig:
     max_streams: int = 16
     max_jobs: int = 4
     threads: int | None = None
+    preempt: bool = True  # a stream's first piece may stop another's later piece (see limits.Scheduler)
 
     def __post_init__(self):
         self.root = Path(self.root) if self.root else home() / "server"
@@ -158,6 +159,12 @@ class _Metrics:
         )
         self.streams = Gauge("voxclone_streams", "Speech streams in progress", registry=self.registry)
         self.rejected = Counter("voxclone_rejected", "Requests refused for load", ["reason"], registry=self.registry)
+        self.preemptions = Gauge(
+            "voxclone_preemptions", "Later pieces stopped to start a stream's first piece", registry=self.registry
+        )
+        self.preempted = Gauge(
+            "voxclone_preempted_seconds", "Synthesis time thrown away by those stops", registry=self.registry
+        )
 
 
 class Server:
@@ -169,7 +176,7 @@ class Server:
         self.accounts = Accounts(self.root)
         self.jobs = Jobs(self.root / "jobs.sqlite", max_queued=config.max_jobs)
         self.limiter = RateLimiter(config.rate, config.burst)
-        self.scheduler = Scheduler(config.workers, config.max_streams)
+        self.scheduler = Scheduler(config.workers, config.max_streams, preempt=config.preempt)
         self.tts = tts or Voxclone(threads=config.threads)
         self.operator = self.tts.library  # audit log and protected voices are the operator's
         self.metrics = _Metrics()
@@ -288,6 +295,8 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         srv.metrics.streams.set(srv.scheduler.streams)
+        srv.metrics.preemptions.set(srv.scheduler.preemptions)
+        srv.metrics.preempted.set(round(srv.scheduler.preempted_seconds, 3))
         return Response(generate_latest(srv.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
