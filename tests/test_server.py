@@ -130,6 +130,29 @@ def test_whole_file_carries_labels_and_content_credentials(served, tmp_path):
     assert manifest and manifest["state"] == "Valid"
 
 
+def test_a_long_whole_file_does_not_hold_the_model_from_a_stream(served):
+    url, key, _ = served
+    done = {}
+
+    def whole_file():
+        with _client(url, key) as c:
+            r = c.post("/v1/audio/speech", json={"input": LONG, "response_format": "wav", "stream": False})
+        done["file"] = (time.monotonic(), r.status_code, len(r.content))
+
+    t = threading.Thread(target=whole_file)
+    t.start()
+    time.sleep(1.0)  # the file's first pieces are under way
+    with (
+        _client(url, key) as c,
+        c.stream("POST", "/v1/audio/speech", json={"input": "Me first.", "response_format": "pcm"}) as r,
+    ):
+        assert next(r.iter_bytes())
+        first_at = time.monotonic()
+    t.join()
+    assert first_at < done["file"][0]  # the stream did not wait for the whole file
+    assert done["file"][1] == 200 and done["file"][2] > 24_000 * 2 * 20  # over 20 s of speech
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [

@@ -62,11 +62,14 @@ OPENAI_VOICES = {
     "shimmer": "af_sky",
     "verse": "bm_lewis",
 }
-LOADED_FIRST_PHONEMES = 18
-# Under load a newcomer's first piece waits for the piece being synthesised: pieces stay this short
-# while other streams run (~2.5 s of speech; ~0.4 s to synthesise on 2 VNNI cores, ~3 s with AVX2
-# only). `bench serve`, 4 clients, VNNI: p95 first byte 1.26 s with whole sentences, 1.09 s at 48
-# phonemes, 0.98 s at 36.
+# A stream's first piece, cut at a phrase break near this many phonemes (~1.2 s of speech, ~0.45 s to
+# synthesise on 2 VNNI cores): small enough for a fast first byte alone or under load, long enough
+# for natural phrasing.
+FIRST_PHONEMES = 18
+# Under load a newcomer's first piece may wait for the piece being synthesised: pieces stay this short
+# while other streams run (~2.5 s of speech; ~0.8 s to synthesise on 2 VNNI cores, ~3 s with AVX2
+# only). `bench serve`, 4 clients, VNNI, before preemption: p95 first byte 1.26 s with whole
+# sentences, 1.09 s at 48 phonemes, 0.98 s at 36.
 LOADED_PIECE_PHONEMES = 36
 
 
@@ -327,20 +330,18 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 "X-Voxclone-Voice": voice.voice_id or name,
                 "Cache-Control": "no-store",
             }
+
+            def limit() -> int:
+                return LOADED_PIECE_PHONEMES if srv.scheduler.busy else chunk.MAX_PHONEMES
+
             if not req.stream and req.response_format in ("wav", "flac", "mp3"):
-                return await _whole_file(tts, req, settings, release, headers, media_type)
+                return await _whole_file(tts, req, settings, voice, release, headers, media_type, limit)
             from ..safeguards import metadata
 
             enc = StreamEncoder(
                 req.response_format, settings.sample_rate, metadata.tags_for(name, voice.voice_id, voice.waiver)
             )
-            # under load a new stream's first piece is cut shorter: it waits behind others' pieces
-            first = LOADED_FIRST_PHONEMES if srv.scheduler.busy else chunk.FIRST_PHONEMES
-
-            def limit() -> int:
-                return LOADED_PIECE_PHONEMES if srv.scheduler.busy else chunk.MAX_PHONEMES
-
-            marked = tts._marked(req.input, settings, voice, True, None, first, limit)
+            marked = tts._marked(req.input, settings, voice, True, None, FIRST_PHONEMES, limit)
             pieces = srv.scheduler.iterate(marked, release)
 
             def body():
@@ -366,13 +367,31 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
             release()
             raise
 
-    async def _whole_file(tts, req, settings, release, headers, media_type):
+    async def _whole_file(tts, req, settings, voice, release, headers, media_type, limit):
+        """A labelled file written piece by piece, each piece scheduled like a stream's (a long text
+        does not hold the model while other requests wait)."""
+        from ..audio import AudioWriter
+        from ..safeguards import metadata, provenance
+
         tmp = Path(tempfile.mkdtemp(prefix="voxclone-speech-"))
         path = tmp / f"speech.{req.response_format}"
+        name = settings.voice
+
+        def write() -> None:
+            marked = tts._marked(req.input, settings, voice, False, None, piece_limit=limit)
+            with AudioWriter(
+                path,
+                settings.sample_rate,
+                req.response_format,
+                tags=metadata.tags_for(name, voice.voice_id, voice.waiver),
+                provenance=provenance.manifest(name, voice.voice_id, voice.waiver),
+            ) as out:
+                for piece in srv.scheduler.iterate(marked, release):
+                    srv.metrics.audio.inc(piece.duration)
+                    out.write(piece.samples)
+
         try:
-            await run_in_threadpool(
-                srv.scheduler.run, 0, lambda: tts.save(req.input, path, settings, format=req.response_format)
-            )
+            await run_in_threadpool(write)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
