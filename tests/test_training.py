@@ -102,8 +102,9 @@ def test_decoder_adapter_speaks_the_same_in_onnx_and_torch(model, utterance, tts
 
 @pytest.mark.slow
 def test_parity_with_the_onnx_graph(model):
-    """20 sentences x 5 voices: durations on all, audio (log-mel, WER, similarity) on every 5th sentence."""
-    r = parity.run(model, [t for t, _ in SENTENCES[:20]], parity.VOICES, floor_every=2, audio_every=5)
+    """10 sentences x 5 voices: durations on all, audio (log-mel, WER, similarity) on every 5th sentence
+    (`voxclone bench parity` runs 20 x 5 with audio on all)."""
+    r = parity.run(model, [t for t, _ in SENTENCES[:10]], parity.VOICES, floor_every=2, audio_every=5)
     assert r["duration_mean_abs_diff_frames"] <= 1.0, r
     # int8 activations alone move the float model's log-mel by the floor; the graph may differ a little more
     assert r["log_mel_l1"] <= 1.5 * r["log_mel_l1_int8_floor"], r
@@ -138,11 +139,11 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
     seen = []
     kw = dict(waiver="test", tts=tts, library=lib, lang="en-us")
     instant = clone("person-instant", [takes], quality="instant", **kw)
-    budget = 120 * slowdown  # the same fitting on a slower CPU (see conftest)
-    trained = clone("person", [takes], quality="train", budget_s=budget, fit_progress=seen.append, **kw)
+    budget = 400 * slowdown  # a bound only: the same 20 steps on every CPU (see conftest)
+    trained = clone("person", [takes], quality="train", budget_s=budget, max_evals=20, fit_progress=seen.append, **kw)
     assert trained["quality"] == "train" and len(seen) >= 2 and seen[-1]["heldout"] < seen[0]["heldout"]
+    assert trained["build"]["evaluations"] == 20 and trained["build"]["stopped"] == "steps"
     assert lib.decoder("person-instant") is None and len(lib.decoder("person")) == tts.engine.decoder_bias_size
-    assert trained["build"]["total_seconds"] <= budget + 15 * slowdown  # the budget is the whole build's
     dv = DVectorEncoder()
     for embed in (builder.encoder.embed, dv.embed):
 

@@ -75,6 +75,7 @@ def clone(
 
     With ``quality`` best (train) or search, ``budget_s`` is the wall-clock time of the whole build
     (consent check, collecting, transcribing, aligning, fitting, scoring); the fit gets what is left.
+    ``max_evals`` also caps the fit's work: voices scored for search, gradient steps for train.
     Everything is checked before anything is stored; on any error the library is unchanged.
     """
     from ..api import Voxclone
@@ -160,7 +161,7 @@ def clone(
     elif quality == "search":
         built = builder.best(target, built, seed=seed, budget_s=left, max_evals=max_evals, progress=fit_progress)
     elif quality in ("best", "train"):
-        built = _train(tts, builder, target, col, built, seed, left, fit_progress)
+        built = _train(tts, builder, target, col, built, seed, left, fit_progress, max_evals)
     record = {
         "id": uuid.uuid4().hex[:16],
         "name": name,
@@ -213,11 +214,14 @@ def _with_elapsed(progress: Callable[[dict], None], t0: float) -> Callable[[dict
     return lambda entry: progress({**entry, "elapsed": round(time.perf_counter() - t0, 1)})
 
 
-def _train(tts, builder: VoiceBuilder, target, col, start: Built, seed: int, budget_s: float, progress) -> Built:
+def _train(
+    tts, builder: VoiceBuilder, target, col, start: Built, seed: int, budget_s: float, progress, steps: int | None
+) -> Built:
     """Gradient-descent fit through the PyTorch Kokoro (voxclone.training), starting from the instant voice."""
     from ..training.adapt import train_voice
 
-    fitted, speed, pitch = train_voice(tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress)
+    kw = {"steps": steps} if steps else {}
+    fitted, speed, pitch = train_voice(tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress, **kw)
     built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=fitted.decoder)
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)
     built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]
