@@ -378,3 +378,20 @@ def test_voxclone_serve_makes_one_admin_and_answers(tmp_path):
         assert len(c.get("/v1/accounts").json()["accounts"]) == 1  # no second admin
     stop(proc)
     assert (tmp_path / "serve.log").read_text().count(key) == 1
+
+
+def test_bench_serve_reports_latency_throughput_and_errors(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "serve.json"
+    cmd = [sys.executable, "-m", "voxclone.cli", "bench", "serve", "--clients", "1,4", "--seconds", "4"]
+    done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["errors_5xx"] == 0 and r["preempt"] is True
+    assert 0 < r["p50_first_byte_s_4"] <= r["p95_first_byte_s_4"] and r["throughput_4"] > 0
+    four = r["levels"][1]
+    assert four["clients"] == 4 and four["ok"] >= 4 and four["preemptions"] >= 0
+    assert "p95 after opening" in done.stdout
