@@ -285,8 +285,10 @@ def test_limits_answer_429_413_and_503_with_retry_after(tts, tmp_path):
         assert r.status_code == 200
 
 
-@pytest.mark.parametrize("preempt", [True, False])
-def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, preempt):
+@pytest.mark.parametrize("case", ["preempt", "no-preempt", "model-awaited"])
+def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, case):
+    """Stopped only when preemption is on and no other thread (a build's render) waits for the model:
+    that thread would get the model instead of the newcomer."""
     from voxclone.api import style_for
     from voxclone.server.limits import Scheduler
 
@@ -298,7 +300,7 @@ def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, preemp
     long = tokens(LONG[:200])
     short = tokens("Hello there.")
     alone = engine.infer(long, style_for(voice.pack, len(long)))
-    sched = Scheduler(1, preempt=preempt)
+    sched = Scheduler(1, preempt=case != "no-preempt")
     sched.run(1, lambda: engine.infer(short, style_for(voice.pack, len(short))))  # learns the speed
     finished, out = [], {}
 
@@ -306,17 +308,25 @@ def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, preemp
         out["long"] = sched.run(3, lambda: engine.infer(long, style_for(voice.pack, len(long))))
         finished.append("long")
 
-    t = threading.Thread(target=later_piece)
-    t.start()
+    threads = [threading.Thread(target=later_piece)]
+    threads[0].start()
     deadline = time.monotonic() + 60
     while not any(turn.options is not None for turn in sched._running) and time.monotonic() < deadline:
         time.sleep(0.005)  # until the later piece is inside the model
+    if case == "model-awaited":  # a build renders without the scheduler, waiting for the model's lock
+        threads.append(threading.Thread(target=engine.infer, args=(short, style_for(voice.pack, len(short)))))
+        threads[1].start()
+        while not engine.contended() and time.monotonic() < deadline:
+            time.sleep(0.005)
     sched.run(0, lambda: engine.infer(short, style_for(voice.pack, len(short))))
     finished.append("first")
-    t.join()
-    assert finished == (["first", "long"] if preempt else ["long", "first"])
-    assert sched.preemptions == int(preempt) and (sched.preempted_seconds > 0) == preempt
+    for t in threads:
+        t.join()
+    stopped = case == "preempt"
+    assert finished == (["first", "long"] if stopped else ["long", "first"])
+    assert sched.preemptions == int(stopped) and (sched.preempted_seconds > 0) == stopped
     np.testing.assert_allclose(out["long"], alone, atol=1e-4)  # the rerun is the same audio
+    assert not engine.contended()
 
 
 def test_stream_steps_that_run_no_model_do_not_queue_for_a_slot():

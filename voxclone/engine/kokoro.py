@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -30,8 +30,10 @@ class Turn(Protocol):
     def wait(self) -> None:
         """Block until this step may use the model (called before each run, outside the engine's lock)."""
 
-    def begin(self, run_options, tokens: int) -> None:
-        """A model run of ``tokens`` tokens starts; setting ``run_options.terminate`` stops it."""
+    def begin(self, run_options, tokens: int, contended: Callable[[], bool]) -> None:
+        """A model run of ``tokens`` tokens starts; setting ``run_options.terminate`` stops it.
+        ``contended()`` says whether another thread waits for the model (stopping the run would hand
+        it to that thread, not to whoever the scheduler stopped it for)."""
 
     def finished(self, seconds: float) -> None:
         """The run completed in ``seconds``."""
@@ -46,11 +48,12 @@ _turns = threading.local()
 @contextmanager
 def holding(turn: Turn) -> Iterator[None]:
     """Model runs on this thread belong to ``turn`` while inside the block."""
+    previous = getattr(_turns, "current", None)
     _turns.current = turn
     try:
         yield
     finally:
-        _turns.current = None
+        _turns.current = previous
 
 
 def default_threads() -> int:
@@ -101,6 +104,8 @@ class KokoroEngine:
         speed_type = next(i.type for i in self.session.get_inputs() if i.name == "speed")
         self._speed_dtype = np.int32 if "int" in speed_type else np.float32
         self._lock = threading.Lock()
+        self._count = threading.Lock()
+        self._queued = 0  # threads waiting for _lock
 
     def infer(
         self,
@@ -159,10 +164,28 @@ class KokoroEngine:
         durations = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
         return np.asarray(out[0], np.float32).reshape(-1), durations
 
+    def contended(self) -> bool:
+        """Whether a thread is waiting for the model."""
+        return self._queued > 0
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._count:
+            self._queued += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._count:
+                self._queued -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def _run(self, feed: dict, tokens: int) -> list:
         turn: Turn | None = getattr(_turns, "current", None)
         if turn is None:
-            with self._lock:  # one run at a time: the session already uses every thread
+            with self._exclusive():  # one run at a time: the session already uses every thread
                 return self.session.run(self._outputs, feed)
         import onnxruntime as ort
 
@@ -170,8 +193,8 @@ class KokoroEngine:
             options = ort.RunOptions()
             turn.wait()
             try:
-                with self._lock:
-                    turn.begin(options, tokens)
+                with self._exclusive():
+                    turn.begin(options, tokens, self.contended)
                     t0 = time.perf_counter()
                     out = self.session.run(self._outputs, feed, options)
             except Exception:

@@ -90,12 +90,12 @@ class Scheduler:
                     self.retry_after,
                 )
             self.streams += 1
-        released = threading.Event()
+        released = []
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
-                with self._cond:
+            with self._cond:
+                if not released:
+                    released.append(True)
                     self.streams -= 1
 
         return release
@@ -143,6 +143,7 @@ class Scheduler:
             if t.ticket[0] > 0
             and t.options is not None
             and not t.was_taken
+            and not t.contended()  # else the model would go to that waiting thread, not the newcomer
             # less than half done: what is thrown away is less than what the newcomer saves
             and 2 * (now - t.since) < self._per_token * (t.tokens + _OVERHEAD_TOKENS)
         ]
@@ -190,17 +191,17 @@ class _Turn:
         self.since = 0.0
         self.tokens = 0
         self.holding = self.taken = self.was_taken = False
+        self.contended: Callable[[], bool] = lambda: False
 
     def wait(self) -> None:
         with self.scheduler._cond:
             if not self.holding:
                 self.scheduler._acquire(self)
 
-    def begin(self, run_options, tokens: int) -> None:
+    def begin(self, run_options, tokens: int, contended: Callable[[], bool]) -> None:
         with self.scheduler._cond:
             self.options, self.since, self.tokens = run_options, time.monotonic(), tokens
-            if self.taken:
-                run_options.terminate = True
+            self.contended = contended
 
     def finished(self, seconds: float) -> None:
         with self.scheduler._cond:
