@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -415,6 +415,10 @@ class Voxclone:
         fmt = format_for(path, fmt)
         self._prepare(text, None, MAX_TEXT_CHARS)  # fail on bad text before creating anything
         v = self._voice(s.voice)
+        return self._write(self._marked(text, s, v, False, progress), path, s, v, fmt)
+
+    def _write(self, pieces: Iterable[Audio], path: str | os.PathLike, s: SpeechSettings, v: _Voice, fmt: str) -> float:
+        """Marked ``pieces`` into a labelled file (tags and signed manifest), renamed into place when done."""
         with AudioWriter(
             path,
             s.sample_rate,
@@ -422,7 +426,7 @@ class Voxclone:
             tags=metadata.tags_for(s.voice, v.voice_id, v.waiver),
             provenance=provenance.manifest(s.voice, v.voice_id, v.waiver),
         ) as out:
-            for piece in self._marked(text, s, v, False, progress):
+            for piece in pieces:
                 out.write(piece.samples)
             return out.duration
 

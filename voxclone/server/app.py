@@ -370,25 +370,17 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
     async def _whole_file(tts, req, settings, voice, release, headers, media_type, limit):
         """A labelled file written piece by piece, each piece scheduled like a stream's (a long text
         does not hold the model while other requests wait)."""
-        from ..audio import AudioWriter
-        from ..safeguards import metadata, provenance
-
         tmp = Path(tempfile.mkdtemp(prefix="voxclone-speech-"))
         path = tmp / f"speech.{req.response_format}"
-        name = settings.voice
+
+        def counted(pieces):
+            for piece in pieces:
+                srv.metrics.audio.inc(piece.duration)
+                yield piece
 
         def write() -> None:
             marked = tts._marked(req.input, settings, voice, False, None, piece_limit=limit)
-            with AudioWriter(
-                path,
-                settings.sample_rate,
-                req.response_format,
-                tags=metadata.tags_for(name, voice.voice_id, voice.waiver),
-                provenance=provenance.manifest(name, voice.voice_id, voice.waiver),
-            ) as out:
-                for piece in srv.scheduler.iterate(marked, release):
-                    srv.metrics.audio.inc(piece.duration)
-                    out.write(piece.samples)
+            tts._write(counted(srv.scheduler.iterate(marked, release)), path, settings, voice, req.response_format)
 
         try:
             await run_in_threadpool(write)
