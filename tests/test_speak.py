@@ -277,3 +277,50 @@ def test_output_file_gets_normal_permissions(tts, tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_engine_sessions_run_side_by_side(tts):
+    """A 2-session engine runs two callers at once (never more), with the one-session engine's audio."""
+    import threading
+    import time
+
+    from voxclone.engine.kokoro import KokoroEngine
+
+    engine = KokoroEngine(tts.engine.path, threads=2, optimize=False, sessions=2)
+    assert (engine.sessions, engine.threads) == (2, 2)
+    spans, running, most = [], [0], [0]
+    lock = threading.Lock()
+
+    class Recorded:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            t0 = time.perf_counter()
+            try:
+                return self.session.run(*args)
+            finally:
+                with lock:
+                    running[0] -= 1
+                    spans.append((t0, time.perf_counter()))
+
+    engine._free = [Recorded(s) for s in engine._free]
+    g2p = tts._g2p_for("en-us")
+    tokens = [g2p.vocab[c] for c in g2p("Two requests, side by side.") if c in g2p.vocab]
+    style = tts._stock()["af_heart"][len(tokens)]
+    want = tts.engine.infer(tokens, style)
+    got: list[np.ndarray] = []
+    callers = [threading.Thread(target=lambda: got.append(engine.infer(tokens, style))) for _ in range(3)]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join()
+    assert len(got) == 3 and most[0] == 2  # side by side, and a third caller waited for a free session
+    first, second = sorted(spans)[:2]
+    assert second[0] < first[1]  # the second run started before the first ended
+    for audio in got:
+        assert len(audio) == len(want)
+        assert np.abs(audio - want).max() < 1e-3 * np.abs(want).max()

@@ -88,7 +88,9 @@ class Voxclone:
     """Text to speech with stock and cloned voices. Thread-safe.
 
     ``model`` and ``voices`` accept a local path, an ``https://`` or ``hf://`` URL, or None for
-    the packaged defaults. The model loads on first use (or call :meth:`load`).
+    the packaged defaults. The model loads on first use (or call :meth:`load`). Each of ``sessions``
+    model sessions runs on ``threads`` threads (default: every usable CPU); more than one lets
+    concurrent callers (a server's requests) synthesise side by side.
 
     Every audio it returns carries the Perth watermark and "synthetic speech" labels, and each
     piece of speech is entered in the audit log. ``watermark=False`` is the only way around the
@@ -103,6 +105,7 @@ class Voxclone:
         voices: str | os.PathLike | None = None,
         lexicon: str | os.PathLike | dict[str, str] | None = None,
         threads: int | None = None,
+        sessions: int = 1,
         optimize: bool = True,
         library: str | os.PathLike | VoiceLibrary | None = None,
         watermark: bool = True,
@@ -110,7 +113,7 @@ class Voxclone:
     ):
         self.settings = (settings or SpeechSettings()).validated()
         self._model_spec, self._voices_spec = model, voices
-        self._threads, self._optimize = threads, optimize
+        self._threads, self._sessions, self._optimize = threads, sessions, optimize
         self._lexicon = load_lexicon(lexicon) if isinstance(lexicon, (str, os.PathLike)) else dict(lexicon or {})
         self._engine: KokoroEngine | None = None
         self._packs: dict[str, np.ndarray] | None = None
@@ -155,7 +158,9 @@ class Voxclone:
         with self._lock:
             if self._engine is None:
                 path = assets.resolve_model(self._model_spec)
-                self._engine = KokoroEngine(path, threads=self._threads, optimize=self._optimize)
+                self._engine = KokoroEngine(
+                    path, threads=self._threads, optimize=self._optimize, sessions=self._sessions
+                )
             return self._engine
 
     def _stock(self) -> dict[str, np.ndarray]:

@@ -579,7 +579,11 @@ def serve(
     root: Path | None = typer.Option(
         None, "--root", help="Where accounts, jobs and voices live (default VOXCLONE_HOME/server)."
     ),
-    workers: int = typer.Option(1, "--workers", help="Synthesis slots (each uses the model's threads)."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="Synthesis slots, one model session each, side by side on the CPUs (default: 2 on 2+ CPUs).",
+    ),
     max_streams: int = typer.Option(16, "--max-streams", help="Requests in progress before answering 503."),
     rate: float = typer.Option(5.0, "--rate", help="Requests per second per API key (0: no limit)."),
     preempt: bool = typer.Option(
@@ -724,8 +728,8 @@ def bench_serve(
     json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     clients: str = typer.Option("1,4,16", "--clients", help="Concurrency levels, comma-separated."),
     seconds: float = typer.Option(30.0, "--seconds", help="How long each level runs."),
-    workers: int = typer.Option(1, "--workers", help="The server's synthesis slots."),
-    threads: int | None = typer.Option(None, "--threads", help="Model threads per slot (default: the server's)."),
+    workers: int = typer.Option(1, "--workers", help="The server's synthesis slots (model sessions)."),
+    threads: int | None = typer.Option(None, "--threads", help="Model threads per session (default: every CPU)."),
     preempt: bool = typer.Option(True, "--preempt/--no-preempt", help="The server's --preempt setting."),
 ) -> None:
     """The HTTP server under concurrent clients: first byte, full audio, throughput, errors."""

@@ -83,7 +83,7 @@ class ServerConfig:
     max_samples: int = 200
     rate: float = 5.0  # requests per second per key, on average
     burst: int = 20
-    workers: int = 1
+    workers: int = 1  # synthesis slots, each its own model session (see limits.Scheduler)
     max_streams: int = 16
     max_jobs: int = 4
     threads: int | None = None
@@ -179,8 +179,10 @@ class Server:
         self.accounts = Accounts(self.root)
         self.jobs = Jobs(self.root / "jobs.sqlite", max_queued=config.max_jobs)
         self.limiter = RateLimiter(config.rate, config.burst)
-        self.scheduler = Scheduler(config.workers, config.max_streams, preempt=config.preempt)
-        self.tts = tts or Voxclone(threads=config.threads)
+        # a tts passed in keeps its own sessions: a slot per session, so the slots never queue on the engine
+        workers = tts._sessions if tts is not None else config.workers
+        self.tts = tts or Voxclone(threads=config.threads, sessions=workers)
+        self.scheduler = Scheduler(workers, config.max_streams, preempt=config.preempt)
         self.operator = self.tts.library  # audit log and protected voices are the operator's
         self.metrics = _Metrics()
         self._tts: dict[str, Voxclone] = {}
