@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .cloning.clone import BUDGET_S
+from .cloning.clone import SEARCH_BUDGET_S, TRAIN_BUDGET_S, default_budget
 from .errors import VoxcloneError
 
 app = typer.Typer(
@@ -164,11 +164,12 @@ def clone(
         None, "--lang", help="The voice's default language (default: what the recordings speak)."
     ),
     seed: int = typer.Option(0, "--seed", help="Makes fitting repeatable."),
-    budget: float = typer.Option(
-        BUDGET_S,
+    budget: float | None = typer.Option(
+        None,
         "--budget",
         help="Seconds for the whole build with --quality best, train or search (collecting, aligning, fitting, "
-        "scoring); the fit gets what is left.",
+        f"scoring); the fit gets what is left. Default: {TRAIN_BUDGET_S:.0f} for best/train, "
+        f"{SEARCH_BUDGET_S:.0f} for search.",
     ),
 ) -> None:
     """Build a voice from a speaker's recordings and add it to the library."""
@@ -176,6 +177,7 @@ def clone(
 
     from .cloning.clone import clone as run_clone
 
+    budget = budget or default_budget(quality)
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -579,10 +581,10 @@ def serve(
     root: Path | None = typer.Option(
         None, "--root", help="Where accounts, jobs and voices live (default VOXCLONE_HOME/server)."
     ),
-    workers: int | None = typer.Option(
-        None,
+    workers: int = typer.Option(
+        1,
         "--workers",
-        help="Synthesis slots, one model session each, side by side on the CPUs (default: 2 on 2+ CPUs).",
+        help="Synthesis slots, each its own model session, side by side (2: more throughput, later first bytes).",
     ),
     max_streams: int = typer.Option(16, "--max-streams", help="Requests in progress before answering 503."),
     rate: float = typer.Option(5.0, "--rate", help="Requests per second per API key (0: no limit)."),
@@ -680,7 +682,9 @@ def bench_clone(
     json_path: Path | None = typer.Option(None, "--json", help="Write results as JSON here."),
     speakers: str = typer.Option("", "--speakers", help="Comma-separated devdata speakers (default: all)."),
     levels: str = typer.Option("instant,best", "--levels"),
-    budget: float = typer.Option(BUDGET_S, "--budget", help="Seconds per best/search build (all of it)."),
+    budget: float | None = typer.Option(
+        None, "--budget", help="Seconds per best/search build, all of it (default: as `voxclone clone`)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     enroll_seconds: float = typer.Option(
         20.0, "--enroll-seconds", help="Speech per speaker to build from (180: the 3-minute case)."
