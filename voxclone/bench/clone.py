@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..api import Voxclone
-from ..cloning.clone import BUDGET_S, clone
+from ..cloning.clone import clone, default_budget
 from ..cloning.evaluate import reference_and_ceiling, score_voice
 from ..cloning.library import VoiceLibrary
 from ..cloning.quality import bandwidth_hz, channel_of
@@ -41,7 +41,7 @@ ENCODERS = ("resemblyzer", "dvector")
 def run(
     speakers: list[str] | None = None,
     levels: tuple[str, ...] = ("instant", "best"),
-    budget_s: float = BUDGET_S,
+    budget_s: float | None = None,
     seed: int = 0,
     enroll_seconds: float = 20.0,
     heldout: int = 8,
@@ -55,7 +55,7 @@ def run(
     results: dict = {
         "speakers": {},
         "levels": list(levels),
-        "budget_s": budget_s,
+        "budget_s": {lv: budget_s or default_budget(lv) for lv in levels if lv != "instant"},
         "enroll_seconds": enroll_seconds,
         "eval_sentences": len(EVAL),
     }

@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 
 from ..api import SpeechSettings, Voxclone
 from ..audio import read_audio
-from ..cloning.clone import BUDGET_S
+from ..cloning.clone import default_budget
 from ..cloning.collect import AUDIO_SUFFIXES
 from ..cloning.library import VoiceLibrary, check_name
 from ..engine.assets import home
@@ -137,7 +137,9 @@ class BuildRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quality: Literal["instant", "best", "train", "search"] = "instant"
     seed: int = 0
-    budget_s: float = Field(BUDGET_S, ge=10, le=900, description="best/search: seconds for the whole build.")
+    budget_s: float | None = Field(
+        None, ge=10, le=900, description="best/search: seconds for the whole build (default: 840 best, 280 search)."
+    )
     waiver: str | None = Field(None, description="Admin keys only: build without a consent recording.")
 
 
@@ -610,6 +612,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
             )
         meta = json.loads((path / "draft.json").read_text())
         tts = srv.tts_for(acct)
+        budget_s = req.budget_s or default_budget(req.quality)
 
         def work(report) -> dict:
             from ..cloning.clone import clone
@@ -618,7 +621,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 report(
                     {
                         "message": f"fitting: step {entry['step']}",
-                        "fraction": round(min(1.0, entry["elapsed"] / req.budget_s), 3),
+                        "fraction": round(min(1.0, entry["elapsed"] / budget_s), 3),
                         **(
                             {"similarity": round(entry["best"], 4)}
                             if "best" in entry
@@ -638,7 +641,7 @@ def create_app(config: ServerConfig | None = None, tts: Voxclone | None = None) 
                 quality=req.quality,
                 lang=meta.get("language"),
                 seed=req.seed,
-                budget_s=req.budget_s,
+                budget_s=budget_s,
                 tts=tts,
                 library=tts.library,
                 progress=lambda m: report({"message": m}),
