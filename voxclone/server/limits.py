@@ -3,8 +3,8 @@
 Two cores cannot synthesise for many clients at once; running every request's model call side by
 side on more threads than cores only makes all of them late (and Perth's torch decoder slows
 tenfold when it fights for cores). So model runs take one of ``workers`` slots, one per model
-session (whose threads share the cores out), the next slot going to the stream that has received
-the fewest pieces so far, and a stream's first piece may stop a later piece that has
+session (sessions in a pool sleep when idle, so side by side they share the cores), the next slot
+going to the stream that has received the fewest pieces so far, and a stream's first piece may stop a later piece that has
 barely started (it reruns afterwards). A slot is taken only when a step reaches the model, so a
 stream's closing step never queues. Beyond a bounded number of streams the server says "busy,
 retry in N s" (503) at once instead of letting requests time out.
