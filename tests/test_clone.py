@@ -9,6 +9,7 @@ import soundfile as sf
 
 from voxclone import Voxclone
 from voxclone.bench.sentences import SENTENCES
+from voxclone.cloning.build import texts_for
 from voxclone.cloning.clone import ConsentError, clone
 from voxclone.cloning.collect import collect
 from voxclone.cloning.library import LibraryError, VoiceLibrary
@@ -205,6 +206,40 @@ def test_prompts_for_voice_banking():
         assert len(prompts(lang)) >= 40
     with pytest.raises(ValueError, match="available"):
         prompts("xx")
+
+
+def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
+    """A clone speaking English is also scored speaking its speaker's language, against a stock voice
+    speaking it; speakers whose language Kokoro lacks show '-' and the own-language mean leaves them out."""
+    from voxclone.bench import clone as bench
+
+    own = bench.own_sentences("it")
+    assert len(own) == bench.OWN_SENTENCES and set(own) <= set(prompts("it"))
+    assert not set(own) & {t for pool in texts_for("it") for t in pool}  # never what a voice is fitted on
+    assert bench.own_sentences("ru") == [] and bench.own_sentences("en-us") == []
+
+    def row(stock, best, stock_own=None, best_own=None):
+        r = {"channel_hz": 0, "stock_wer": 0.0, "best_wer": 0.0, "best_build_s": 800.0, "best_fit_s": 780.0}
+        for e in bench.ENCODERS:
+            r |= {f"ceiling_{e}": 0.9, f"stock_{e}": stock, f"best_{e}": best}
+            if stock_own is not None:
+                r |= {f"stock_own_{e}": stock_own, f"best_own_{e}": best_own}
+        return r
+
+    results = {
+        "speakers": {"it-x": row(0.6, 0.75, 0.7, 0.87), "ru-x": row(0.5, 0.7)},
+        "enroll_seconds": 20.0,
+    }
+    bench._summarise(results, ("best",))
+    out = bench._table(results, ("best",))
+    it, ru, mean = results["speakers"]["it-x"], results["speakers"]["ru-x"], results["mean"]
+    assert it["best_gap_closed_resemblyzer"] == 0.5 and it["best_gap_closed_own_resemblyzer"] == 0.85
+    assert "best_gap_closed_own_dvector" not in ru and mean["own_speakers"] == 1
+    assert mean["best_gap_closed_own_dvector"] == 0.85  # over it-x alone, with it-x's ceiling
+    assert mean["best_gap_closed_resemblyzer"] == pytest.approx((0.725 - 0.55) / (0.9 - 0.55), abs=1e-3)
+    rows = {(r[0], r[2]): r for r in out["table"][1:]}
+    assert rows[("it-x", "dvector")][-1] == "85%" and rows[("ru-x", "dvector")][-3:] == ["-", "-", "-"]
+    assert rows[("MEAN*", "resemblyzer")][-1] == "85%"
 
 
 def test_cli_clone_show_say_delete(speaker_dir, tmp_path):

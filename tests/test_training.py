@@ -202,3 +202,33 @@ def test_speaker_loss_is_resemblyzers_front_end_with_gradients(tts):
     assert float(got @ (want / want.norm())) > 0.999
     (1.0 - got @ loss.target).backward()
     assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+
+
+def test_sentences_without_recordings_teach_only_through_the_speaker_loss(model, utterance, tts):
+    """A fit step on a sentence with no recording (or a clip on the predictor's F0) has no log-mel, F0 or
+    duration target, yet its speaker loss reaches the style's timbre half; held-out scoring takes the
+    log-mel on the clip's F0 and the speaker loss on the predictor's."""
+    from voxclone.training.adapt import Adapter, SpeakerLoss
+
+    tokens, style = utterance
+    ids = tokens[0, 1:-1].tolist()
+    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
+    adapter.speaker = SpeakerLoss(np.ones(256) / 16.0)
+    text = adapter.prepare_text(ids)
+    assert text.target is None and text.f0.abs().sum() == 0
+    delta = torch.zeros(1, 256, requires_grad=True)
+    parts = adapter.losses(text, delta, 0, 60)
+    assert float(parts["mel"]) == float(parts["f0"]) == float(parts["duration"]) == 0.0
+    assert 0.0 < float(parts["speaker"]) < 2.0
+    parts["speaker"].backward()
+    assert float(delta.grad[0, :128].abs().sum()) > 0  # the timbre half hears it
+
+    with torch.no_grad():
+        plan = model.predict(tokens, style)
+        audio = model.decode(tokens, style, plan)[0].numpy()
+    clip = adapter.prepare(audio, ids)
+    free = adapter.losses(clip, torch.zeros(1, 256), 0, 60, free=True)
+    forced = adapter.losses(clip, torch.zeros(1, 256), 0, 60)
+    both = adapter.losses(clip, torch.zeros(1, 256), 0, 60, free_speaker=True)
+    assert float(free["mel"]) == 0.0 < float(forced["mel"]) and float(both["mel"]) == float(forced["mel"])
+    assert float(both["speaker"]) == pytest.approx(float(free["speaker"]), abs=1e-5)

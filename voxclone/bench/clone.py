@@ -12,6 +12,13 @@ Telephone-band speakers (8 kHz recordings) are compared through the same 4 kHz b
 every level alike: otherwise the encoders mostly measure bandwidth (the d-vector similarity of a
 stock voice to such a speaker rises from ~0.4 to ~0.8 when both are heard through the same band).
 The JSON keeps the unmatched figures as ``*_raw``.
+
+Speaking English, a French or Italian speaker's clone is compared with recordings in French or
+Italian, so the gap also holds what changing language costs (a stock voice already scores
+0.03-0.11 higher speaking Italian than English against the same Italian clips). Where Kokoro
+speaks the speaker's language, stock voices and clones are therefore also scored speaking it
+(``OWN_SENTENCES`` of that language's recording prompts, never used in building): ``*_own_*``,
+with the gap measured from the stock voices speaking that language too.
 """
 
 from __future__ import annotations
@@ -24,18 +31,33 @@ import numpy as np
 import soundfile as sf
 
 from ..api import Voxclone
+from ..cloning.build import texts_for
 from ..cloning.clone import clone, default_budget
 from ..cloning.evaluate import reference_and_ceiling, score_voice
 from ..cloning.library import VoiceLibrary
 from ..cloning.quality import bandwidth_hz, channel_of
 from ..cloning.speaker import centroid, shared_encoder
 from ..cloning.stock import load_profiles
-from ..cloning.texts import EVAL
+from ..cloning.texts import EVAL, prompts
+from ..text.g2p import LANGUAGES
 from ..transcribe import Transcriber
 from . import devdata
 from .dvector import DVectorEncoder
 
 ENCODERS = ("resemblyzer", "dvector")
+OWN_SENTENCES = 8
+
+
+def own_sentences(language: str) -> list[str]:
+    """Sentences in the speaker's own language to score voices speaking it ([] where Kokoro cannot)."""
+    if language.split("-")[0] == "en" or language not in LANGUAGES:
+        return []
+    try:
+        lines = prompts(language)
+    except ValueError:
+        return []
+    used = {t for pool in texts_for(language) for t in pool}  # what a voice speaking it is fitted on
+    return [t for t in lines if t not in used][:OWN_SENTENCES]
 
 
 def run(
@@ -95,6 +117,15 @@ def run(
                 if channel:
                     row[f"stock_{name}_raw"] = max(s[f"similarity_{name}_raw"] for s in stock_scores.values())
             row["stock_wer"] = score_voice(tts, row["stock_voice_resemblyzer"], EVAL, {}, asr)["wer"]
+            language = devdata.SPEAKERS[spk].language
+            own = own_sentences(language)
+            if own:
+                say(f"{spk}: stock voices speaking {language}")
+                own_scores = [
+                    score_voice(tts, profiles.names[i], own, encoders, lang=language, channel_hz=channel) for i in top
+                ]
+                for name in ENCODERS:
+                    row[f"stock_own_{name}"] = max(o[f"similarity_{name}"] for o in own_scores)
             for level in levels:
                 say(f"{spk}: building {level}")
                 t0 = time.perf_counter()
@@ -117,6 +148,10 @@ def run(
                     if channel:
                         row[f"{level}_{name}_raw"] = scores[f"similarity_{name}_raw"]
                 row[f"{level}_wer"] = scores["wer"]
+                if own:
+                    own_score = score_voice(tts, f"{spk}-{level}", own, encoders, lang=language, channel_hz=channel)
+                    for name in ENCODERS:
+                        row[f"{level}_own_{name}"] = own_score[f"similarity_{name}"]
                 row[f"{level}_base"] = record["base"]
             results["speakers"][spk] = row
             say(f"{spk}: {row}")
@@ -124,9 +159,12 @@ def run(
     return _table(results, levels)
 
 
-def _gap(row: dict, level: str, enc: str) -> float:
-    span = row[f"ceiling_{enc}"] - row[f"stock_{enc}"]
-    return (row[f"{level}_{enc}"] - row[f"stock_{enc}"]) / span if span > 1e-6 else float("nan")
+def _gap(row: dict, level: str, enc: str, own: bool = False) -> float:
+    """The fraction of the stock -> ceiling gap closed (``own``: all speaking the speaker's language)."""
+    tag = f"own_{enc}" if own else enc
+    ceiling = row.get(f"ceiling_{tag}", row[f"ceiling_{enc}"])  # the mean row has its own-language subset's
+    span = ceiling - row[f"stock_{tag}"]
+    return (row[f"{level}_{tag}"] - row[f"stock_{tag}"]) / span if span > 1e-6 else float("nan")
 
 
 def _summarise(results: dict, levels) -> None:
@@ -141,6 +179,16 @@ def _summarise(results: dict, levels) -> None:
             for r in rows:
                 r[f"{lv}_gap_closed_{e}"] = round(_gap(r, lv, e), 3)
             mean[f"{lv}_gap_closed_{e}"] = round(_gap(mean, lv, e), 3)
+    own = [r for r in rows if "stock_own_resemblyzer" in r]
+    if own:  # over the speakers whose language Kokoro speaks
+        mean["own_speakers"] = len(own)
+        for e in ENCODERS:
+            for k in (f"ceiling_{e}", f"stock_own_{e}", *(f"{lv}_own_{e}" for lv in levels)):
+                mean[k.replace(f"ceiling_{e}", f"ceiling_own_{e}")] = round(float(np.mean([r[k] for r in own])), 4)
+            for lv in levels:
+                for r in own:
+                    r[f"{lv}_gap_closed_own_{e}"] = round(_gap(r, lv, e, own=True), 3)
+                mean[f"{lv}_gap_closed_own_{e}"] = round(_gap(mean, lv, e, own=True), 3)
     results["mean"] = mean
 
 
@@ -149,23 +197,43 @@ def _table(results: dict, levels) -> dict:
         ["speaker", "band", "encoder", "ceiling", "stock"]
         + [lv for lv in levels]
         + [f"{lv} gap closed" for lv in levels]
+        + ["stock, own lang"]
+        + [f"{lv}, own lang" for lv in levels]
+        + [f"{lv} gap closed, own lang" for lv in levels]
     )
     rows = [header]
-    for spk, r in [*results["speakers"].items(), ("MEAN", results["mean"])]:
+
+    def own(r: dict, key: str, percent: bool = False) -> str:
+        if key not in r:
+            return "-"
+        return f"{100 * r[key]:.0f}%" if percent else f"{r[key]:.3f}"
+
+    m = results["mean"]
+    mean_name = "MEAN" if m.get("own_speakers", len(results["speakers"])) == len(results["speakers"]) else "MEAN*"
+    for spk, r in [*results["speakers"].items(), (mean_name, m)]:
         for e in ENCODERS:
-            band = "" if spk == "MEAN" else ("4 kHz" if r.get("channel_hz") else "full")
+            band = "" if spk.startswith("MEAN") else ("4 kHz" if r.get("channel_hz") else "full")
             rows.append(
                 [spk, band, e, f"{r[f'ceiling_{e}']:.3f}", f"{r[f'stock_{e}']:.3f}"]
                 + [f"{r[f'{lv}_{e}']:.3f}" for lv in levels]
                 + [f"{100 * r[f'{lv}_gap_closed_{e}']:.0f}%" for lv in levels]
+                + [own(r, f"stock_own_{e}")]
+                + [own(r, f"{lv}_own_{e}") for lv in levels]
+                + [own(r, f"{lv}_gap_closed_own_{e}", True) for lv in levels]
             )
-    m = results["mean"]
     notes = [
         "English WER: stock "
         + f"{100 * m['stock_wer']:.1f}%"
         + "".join(f", {lv} {100 * m[f'{lv}_wer']:.1f}%" for lv in levels),
         f"build time for {results['enroll_seconds']:.0f} s of speech (collecting, transcribing, fitting, scoring): "
         + ", ".join(f"{lv} {m[f'{lv}_build_s']:.0f} s (fitting {m[f'{lv}_fit_s']:.0f} s)" for lv in levels),
+        f"own language: stock voices and clones speaking the speaker's language ({OWN_SENTENCES} of its recording "
+        "prompts), against the same clips; '-' where Kokoro does not speak it"
+        + (
+            f"; MEAN* own-language figures over the {m['own_speakers']} speakers that have them"
+            if mean_name == "MEAN*"
+            else ""
+        ),
     ]
     return {
         "title": "clone similarity (EVAL sentences vs held-out real clips)",

@@ -231,7 +231,9 @@ def _train(
     from ..training.adapt import train_voice
 
     kw = {"steps": steps} if steps else {}
-    fitted, speed, pitch = train_voice(tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress, **kw)
+    fitted, speed, pitch = train_voice(
+        tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress, lang=builder.lang, **kw
+    )
     built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=fitted.decoder)
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)
     built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]
