@@ -18,10 +18,12 @@ decode a sentence in the voice's speaking language that has no recording at all 
 and F0; Resemblyzer does not need the words). A clone fitted only on its speaker's Italian or French
 clips otherwise sounds much less like them speaking English (it-carlo, 840 s: Resemblyzer 0.79 ->
 0.84, the independent d-vector 0.74 -> 0.80). Held-out clips steer early stopping with the same
-split: log-mel on the clip's own F0, speaker similarity on the predictor's. The biases of the decoder's 58 AdaIN style projections are fitted
-too (``decoder=True``): per-channel gain and shift offsets (37,396 values) that reach timbre the 128 style
-values cannot. The result is a style pack (stock-shaped rows + the offset) and a bias vector the optimised
-ONNX graph takes as an input (``decoder_bias``), so the fast path speaks it at full speed.
+split: log-mel on the clip's own F0, speaker similarity on the predictor's.
+
+The biases of the decoder's 58 AdaIN style projections are fitted too (``decoder=True``): per-channel
+gain and shift offsets (37,396 values) that reach timbre the 128 style values cannot. The result is a
+style pack (stock-shaped rows + the offset) and a bias vector the optimised ONNX graph takes as an input
+(``decoder_bias``), so the fast path speaks it at full speed.
 """
 
 from __future__ import annotations
