@@ -130,6 +130,11 @@ class Voxclone:
             log.warning("watermarking is OFF for this Voxclone instance: its audio cannot be detected as synthetic")
             self.audit.append("watermark_disabled", pid=os.getpid())
 
+    @property
+    def sessions(self) -> int:
+        """How many model runs this instance takes side by side (onnxruntime sessions)."""
+        return self._sessions
+
     # ------------------------------------------------------------------ loading
     def load(self) -> Voxclone:
         """Assemble/verify assets and load the model (and watermarker) now instead of on first use."""

@@ -183,8 +183,10 @@ def _summarise(results: dict, levels) -> None:
     if own:  # over the speakers whose language Kokoro speaks
         mean["own_speakers"] = len(own)
         for e in ENCODERS:
-            for k in (f"ceiling_{e}", f"stock_own_{e}", *(f"{lv}_own_{e}" for lv in levels)):
-                mean[k.replace(f"ceiling_{e}", f"ceiling_own_{e}")] = round(float(np.mean([r[k] for r in own])), 4)
+            sources = {f"ceiling_own_{e}": f"ceiling_{e}", f"stock_own_{e}": f"stock_own_{e}"}
+            sources.update({f"{lv}_own_{e}": f"{lv}_own_{e}" for lv in levels})
+            for k, source in sources.items():
+                mean[k] = round(float(np.mean([r[source] for r in own])), 4)
             for lv in levels:
                 for r in own:
                     r[f"{lv}_gap_closed_own_{e}"] = round(_gap(r, lv, e, own=True), 3)

@@ -182,7 +182,7 @@ class Server:
         self.jobs = Jobs(self.root / "jobs.sqlite", max_queued=config.max_jobs)
         self.limiter = RateLimiter(config.rate, config.burst)
         # a tts passed in keeps its own sessions: a slot per session, so the slots never queue on the engine
-        workers = tts._sessions if tts is not None else config.workers
+        workers = tts.sessions if tts is not None else config.workers
         self.tts = tts or Voxclone(threads=config.threads, sessions=workers)
         self.scheduler = Scheduler(workers, config.max_streams, preempt=config.preempt)
         self.operator = self.tts.library  # audit log and protected voices are the operator's

@@ -545,7 +545,8 @@ def train_voice(
     adapter = Adapter(model, pack, collection.channel_hz, render=tts.engine.infer_timed)
     if speaker_weight > 0:
         adapter.speaker = SpeakerLoss(collection.embedding, collection.channel_hz)
-    g2p = _transcript_g2p(tts, collection.language, speaking_language(None, collection.language))
+    native = speaking_language(None, collection.language)  # Kokoro's code for the recorded language
+    g2p = _transcript_g2p(tts, collection.language, native)
 
     def usable(clips) -> list[tuple[np.ndarray, list[int]]]:
         out = []
@@ -564,7 +565,7 @@ def train_voice(
         raise ValueError("too few transcribed clips to train on (need 2 of 1 s or more: 1 to fit, 1 to check)")
     held = [adapter.prepare(*item) for item in heldout]
     train = Clips(adapter, enroll)
-    speak = tts._g2p_for(lang or speaking_language(None, collection.language))
+    speak = tts._g2p_for(lang or native)
     sentences = [
         [speak.vocab[c] for c in speak(t) if c in speak.vocab][:500] for t in texts_for(speak.language.code)[0]
     ]
