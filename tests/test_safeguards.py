@@ -283,3 +283,11 @@ def test_the_mark_leaves_the_low_band_and_survives_noise(tts):
     noisy = marked + noise * np.sqrt(np.mean(marked**2) / 100)  # 20 dB SNR
     assert wm.detect(noisy, 24_000, search_speed=False).confidence > 0.7  # 0.86 measured
     assert wm.detect(plain.samples + noise * np.sqrt(np.mean(marked**2) / 100), 24_000).confidence < 0.3
+
+
+def test_bench_consent_clones_only_speakers_it_also_verifies():
+    """Clones tried against a threshold fitted without their speaker would be judged by a different verifier."""
+    from voxclone.bench import consent as bench
+
+    with pytest.raises(ValueError, match=r"\['ru-voice'\] are not among the speakers tested"):
+        bench.run(["fr-june", "it-carlo"], clone_speakers=["ru-voice"])
