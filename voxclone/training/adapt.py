@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import operator
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,7 +101,10 @@ class MelLoss:
 
         self.banks = []
         for n_fft, hop in RESOLUTIONS:
-            bank = librosa.filters.mel(sr=RATE, n_fft=n_fft, n_mels=n_mels, fmin=50.0, fmax=fmax)
+            with warnings.catch_warnings():  # a telephone band leaves the coarsest STFT's lowest bands empty
+                warnings.simplefilter("ignore", UserWarning)
+                bank = librosa.filters.mel(sr=RATE, n_fft=n_fft, n_mels=n_mels, fmin=50.0, fmax=fmax)
+            bank = bank[bank.max(axis=1) > 0]  # an empty band is a constant, not a loss term
             self.banks.append((n_fft, hop, torch.from_numpy(bank), torch.hann_window(n_fft)))
 
     def spectra(self, audio: torch.Tensor) -> list[torch.Tensor]:
