@@ -710,17 +710,18 @@ def bench_consent(
     ),
 ) -> None:
     """Consent voice check on real speakers: EER, false accepts/rejects, clone acceptance."""
-    from .bench.consent import run
+    from .bench.consent import clone_set, run
 
     chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
     cloned = [s.strip() for s in clone_speakers.split(",") if s.strip()] or None
     qualities = tuple(q.strip() for q in levels.split(",") if q.strip())
-    try:
-        result = run(
-            chosen, clones=not no_clones, qualities=qualities, progress=lambda m: err.print(m), clone_speakers=cloned
-        )
+    try:  # before the run: a ValueError from deep inside it is not this option's fault
+        clone_set(chosen, cloned)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--clone-speakers") from None
+    result = run(
+        chosen, clones=not no_clones, qualities=qualities, progress=lambda m: err.print(m), clone_speakers=cloned
+    )
     _report(result, json_path)
 
 

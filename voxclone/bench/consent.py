@@ -56,6 +56,16 @@ def eer(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
     return rate, best[1]
 
 
+def clone_set(speakers: list[str] | None, clone_speakers: list[str] | None) -> list[str]:
+    """The speakers to clone (default: every tested one); ValueError for one not among `speakers`."""
+    speakers = speakers or list(devdata.SPEAKERS)
+    cloned = clone_speakers or speakers
+    unknown = [s for s in cloned if s not in speakers]
+    if unknown:
+        raise ValueError(f"clone speakers {unknown} are not among the speakers tested ({', '.join(speakers)})")
+    return cloned
+
+
 def run(
     speakers: list[str] | None = None,
     trial_seconds: float = 8.0,
@@ -70,10 +80,7 @@ def run(
     clone takes a full build each; the verifier's threshold still comes from every speaker's trials."""
     say = progress or (lambda m: None)
     speakers = speakers or list(devdata.SPEAKERS)
-    cloned = clone_speakers or speakers
-    unknown = [s for s in cloned if s not in speakers]
-    if unknown:
-        raise ValueError(f"clone speakers {unknown} are not among the speakers tested ({', '.join(speakers)})")
+    cloned = clone_set(speakers, clone_speakers)
     enc = shared_encoder()
     enrol: dict[str, np.ndarray] = {}
     tries: dict[str, list[np.ndarray]] = {}
