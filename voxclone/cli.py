@@ -655,7 +655,7 @@ def bench_intelligibility(
     """Whisper-base word error rate on the benchmark sentences, with espeak-ng as a floor."""
     from .bench.intelligibility import run
 
-    _report(run(voices=[v.strip() for v in voices.split(",") if v.strip()], limit=limit), json_path)
+    _report(run(voices=_names(voices), limit=limit), json_path)
 
 
 @bench_app.command("longform")
@@ -693,8 +693,8 @@ def bench_clone(
     """Similarity of cloned voices to real speakers (Resemblyzer and an independent d-vector)."""
     from .bench.clone import run
 
-    chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
-    lv = tuple(x.strip() for x in levels.split(",") if x.strip())
+    chosen = _names(speakers) or None
+    lv = tuple(_names(levels))
     result = run(chosen, lv, budget_s=budget, seed=seed, enroll_seconds=enroll_seconds, progress=err.print)
     _report(result, json_path)
 
@@ -712,9 +712,9 @@ def bench_consent(
     """Consent voice check on real speakers: EER, false accepts/rejects, clone acceptance."""
     from .bench.consent import clone_set, run
 
-    chosen = [s.strip() for s in speakers.split(",") if s.strip()] or None
-    cloned = [s.strip() for s in clone_speakers.split(",") if s.strip()] or None
-    qualities = tuple(q.strip() for q in levels.split(",") if q.strip())
+    chosen = _names(speakers) or None
+    cloned = _names(clone_speakers) or None
+    qualities = tuple(_names(levels))
     try:  # before the run: a ValueError from deep inside it is not this option's fault
         clone_set(chosen, cloned)
     except ValueError as e:
@@ -750,7 +750,7 @@ def bench_serve(
     """The HTTP server under concurrent clients: first byte, full audio, throughput, errors."""
     from .bench.serve import run
 
-    levels = tuple(int(c) for c in clients.split(",") if c.strip())
+    levels = tuple(int(c) for c in _names(clients))
     _report(run(levels, seconds, threads, workers, preempt, progress=lambda m: err.print(m)), json_path)
 
 
@@ -763,7 +763,7 @@ def bench_parity(
     """The PyTorch rebuild of Kokoro against the ONNX graph: durations, log-mel distance, WER, similarity."""
     from .bench.parity import run
 
-    chosen = tuple(v.strip() for v in voices.split(",") if v.strip())
+    chosen = tuple(_names(voices))
     _report(
         run(
             sentences,
@@ -772,6 +772,11 @@ def bench_parity(
         ),
         json_path,
     )
+
+
+def _names(value: str) -> list[str]:
+    """A comma-separated option's items, blanks dropped."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _report(result: dict, json_path: Path | None) -> None:
