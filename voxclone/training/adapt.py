@@ -452,12 +452,15 @@ class Adapter:
             return float(np.mean([float(total(p)) for p in parts]))
 
         start = best_loss = heldout_loss()
+        eval_s = time.perf_counter() - t0  # what the closing evaluation will cost
         best = (z.detach().clone(), None if zb is None else zb.detach().clone())
         log = [{"step": 0, "heldout": round(start, 4)}]
         stopped = "steps"
         step = clip_steps = 0
+        step_s = 0.0  # a step's cost, a moving average
         try:
             for step in range(1, steps + 1):
+                step_t0 = time.perf_counter()
                 if texts and rng.random() < text_fraction:
                     u, free = texts[int(rng.integers(len(texts)))], True
                 else:
@@ -474,7 +477,12 @@ class Adapter:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                out_of_time = time.perf_counter() - t0 > budget_s
+                now = time.perf_counter()
+                step_s = now - step_t0 if step == 1 else 0.8 * step_s + 0.2 * (now - step_t0)
+                # stop while another step, the evaluation due now and the closing one still fit: the
+                # budget is a bound, not a point after which one more step and evaluation run
+                due = step % eval_every == 0 and step != steps
+                out_of_time = now - t0 + step_s + eval_s * (2 if due else 1) > budget_s
                 if step % eval_every == 0 or step == steps or out_of_time:
                     h = heldout_loss()
                     spread_now = [_rms(v.detach()).item() for v in (z[:, :128], z[:, 128:])]
