@@ -483,7 +483,7 @@ class Adapter:
                 # budget is a bound, not a point after which one more step and evaluation run
                 due = step % eval_every == 0 and step != steps
                 out_of_time = now - t0 + step_s + eval_s * (2 if due else 1) > budget_s
-                if step % eval_every == 0 or step == steps or out_of_time:
+                if due or step == steps or out_of_time:
                     h = heldout_loss()
                     spread_now = [_rms(v.detach()).item() for v in (z[:, :128], z[:, 128:])]
                     if zb is not None:
