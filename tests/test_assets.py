@@ -157,9 +157,10 @@ def test_optimised_graph_is_bit_identical(tts):
     assert tts.engine.has_pitch and not plain.has_pitch
     assert a.shape == b.shape and np.array_equal(a, b)
     # the decoder adapter input: zeros (what stock voices feed) change nothing, one wrong length is refused
-    n = tts.engine.decoder_bias_size
-    assert n == 37_396 and plain.decoder_bias_size == 0
-    assert np.array_equal(b, tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n)))
+    n, full = tts.engine.decoder_bias_size, tts.engine.decoder_adapter_size
+    assert n == 37_396 and full == n + 73_728 and plain.decoder_bias_size == plain.decoder_adapter_size == 0
+    for zeros in (np.zeros(n), np.zeros(full)):  # with or without the low-rank weights
+        assert np.array_equal(b, tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=zeros))
     with pytest.raises(AssetError, match="trained for another model"):
         tts.engine.infer(tokens, style_for(pack, len(tokens)), decoder_bias=np.zeros(n - 1))
     # the durations output: one count per token and boundary, frames of 600 samples that make the audio

@@ -3,7 +3,7 @@
 VOXCLONE_HOME/voices/NAME/
     voice.json      name, language, created, quality, speed/pitch, consent or waiver, sources (sha256), build log
     style.npy       (510, 1, 256) style pack the engine speaks with
-    decoder.npy     decoder adapter (the graph's decoder_bias input), only for voices trained with one
+    decoder.npy     decoder adapter (the graph's decoder_bias, then decoder_lora values), only for trained voices
     embedding.npy   the speaker's reference embedding (Resemblyzer, 256-d)
     report.json     the collection's quality report
     fit_log.json    every fitting step (empty for instant voices)

@@ -15,7 +15,13 @@ import numpy as np
 
 from ..errors import AssetError
 from .cpu import usable_cpus
-from .optimize import DECODER_BIAS_INPUT, DURATIONS_OUTPUT, F0_SCALE_INPUT, MAX_DURATIONS_INPUT
+from .optimize import (
+    DECODER_BIAS_INPUT,
+    DECODER_LORA_INPUT,
+    DURATIONS_OUTPUT,
+    F0_SCALE_INPUT,
+    MAX_DURATIONS_INPUT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +116,16 @@ class KokoroEngine:
         self._tokens = "tokens" if "tokens" in names else "input_ids"
         self.has_pitch = F0_SCALE_INPUT in names
         self.has_duration_cap = MAX_DURATIONS_INPUT in names
-        bias = next((i for i in self.session.get_inputs() if i.name == DECODER_BIAS_INPUT), None)
-        self.decoder_bias_size = int(bias.shape[0]) if bias is not None else 0
-        self._zero_bias = np.zeros(self.decoder_bias_size, np.float32)
+        sizes = {
+            i.name: int(i.shape[0])
+            for i in self.session.get_inputs()
+            if i.name in (DECODER_BIAS_INPUT, DECODER_LORA_INPUT)
+        }
+        self.decoder_bias_size = sizes.get(DECODER_BIAS_INPUT, 0)
+        lora = sizes.get(DECODER_LORA_INPUT, 0) if self.decoder_bias_size else 0
+        # a trained voice's decoder adapter: the projection offsets, then the low-rank weights (optional)
+        self.decoder_adapter_size = self.decoder_bias_size + lora
+        self._zero_adapter = np.zeros(self.decoder_adapter_size, np.float32)
         if self._tokens not in names or "style" not in names or "speed" not in names:
             raise AssetError(f"{path} is not a Kokoro graph (inputs: {sorted(names)})")
         outputs = [o.name for o in self.session.get_outputs()]
@@ -133,7 +146,8 @@ class KokoroEngine:
         max_durations: np.ndarray | None = None,
     ) -> np.ndarray:
         """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids; `decoder_bias` is a
-        trained voice's decoder adapter, `max_durations` caps the frames of each token including the two
+        trained voice's decoder adapter (:attr:`decoder_adapter_size` values, or only the first
+        :attr:`decoder_bias_size` for an adapter without low-rank weights), `max_durations` caps the frames of each token including the two
         boundary tokens (see :mod:`voxclone.engine.optimize`; ignored by graphs without the input)."""
         return self.infer_timed(tokens, style, speed, f0_scale, decoder_bias, max_durations)[0]
 
@@ -161,12 +175,18 @@ class KokoroEngine:
             feed[F0_SCALE_INPUT] = np.array([f0_scale], np.float32)
         elif f0_scale != 1.0:
             raise AssetError(f"{self.path} has no F0 input, so pitch cannot be shifted with this model")
+        adapter = self._zero_adapter
         if decoder_bias is not None:
             decoder_bias = np.asarray(decoder_bias, np.float32).reshape(-1)
-            if len(decoder_bias) != self.decoder_bias_size:
+            if len(decoder_bias) == self.decoder_bias_size:  # trained before the low-rank weights existed
+                adapter = np.concatenate([decoder_bias, self._zero_adapter[self.decoder_bias_size :]])
+            elif len(decoder_bias) == self.decoder_adapter_size:
+                adapter = decoder_bias
+            else:
+                takes = ", ".join(str(n) for n in sorted({self.decoder_bias_size, self.decoder_adapter_size}))
                 raise AssetError(
                     f"this voice's decoder adapter has {len(decoder_bias)} values but {self.path} takes "
-                    f"{self.decoder_bias_size}: it was trained for another model"
+                    f"{takes}: it was trained for another model"
                 )
         if self.has_duration_cap:
             if max_durations is None:
@@ -175,7 +195,9 @@ class KokoroEngine:
                 raise ValueError(f"max_durations has {len(max_durations)} values for {len(tokens) + 2} tokens")
             feed[MAX_DURATIONS_INPUT] = np.asarray(max_durations, np.int64)
         if self.decoder_bias_size:
-            feed[DECODER_BIAS_INPUT] = self._zero_bias if decoder_bias is None else decoder_bias
+            feed[DECODER_BIAS_INPUT] = adapter[: self.decoder_bias_size]
+        if self.decoder_adapter_size > self.decoder_bias_size:
+            feed[DECODER_LORA_INPUT] = adapter[self.decoder_bias_size :]
         out = self._run(feed, len(tokens))
         durations = np.asarray(out[1], np.int64).reshape(-1) if len(out) > 1 else None
         return np.asarray(out[0], np.float32).reshape(-1), durations

@@ -1,6 +1,6 @@
 """Rewrite the Kokoro ONNX graph for speed and control, once, at setup time.
 
-Five rewrites, each exact or opt-in:
+Six rewrites, each exact or opt-in:
 
 * ``ConvInteger`` (uint8 x uint8) runs on onnxruntime's slow generic path. Each stride-1
   convolution becomes im2col (Pad + Slice + Concat on uint8) and ``MatMulInteger``. On CPUs with
@@ -19,24 +19,36 @@ Five rewrites, each exact or opt-in:
 * A ``decoder_bias`` input is added to the biases of the decoder's AdaIN style projections
   (``decoder.decoder.<name>.fc.bias``, concatenated in name order): voices trained with a decoder
   adapter carry their offsets there, every other voice feeds zeros, so one graph serves all.
+* A ``decoder_lora`` input adds a low-rank term to the decoder's frame-rate convolutions (``conv1`` and
+  ``conv2`` of its ``encode`` and ``decode.N`` blocks): ``y += B (A * x)``. ``A`` (``LORA_RANK`` output
+  channels, the convolution's kernel and dilation) is a fixed random projection made by
+  :func:`lora_projection`, the same in the graph and in training; ``B`` (a 1x1 convolution, ``cout x rank``
+  per layer, concatenated in name order) comes from the input. Voices trained with it carry ``B``; every
+  other voice feeds zeros, which add exactly nothing. Fixing ``A`` keeps the adapter linear in what a voice
+  stores, so blending voices blends their adapters exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import zlib
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-OPTIMIZER_VERSION = 5
+OPTIMIZER_VERSION = 6
 F0_SCALE_INPUT = "f0_scale"
 DURATIONS_OUTPUT = "durations"
 DECODER_BIAS_INPUT = "decoder_bias"
+DECODER_LORA_INPUT = "decoder_lora"
+LORA_RANK = 8  # changing it, or the projections, changes the input's size: old adapters are then refused
 MAX_DURATIONS_INPUT = "max_durations"
 _DURATIONS_NODE = "voxclone_durations"
 _DECODER_BIAS = re.compile(r"^decoder\.decoder\.(.+\.fc)\.bias$")
+_LORA_CONV = re.compile(r"^/decoder/decoder/(encode|decode\.\d+)/(conv1|conv2)/Conv_quant$")
+LORA_MODULE = re.compile(r"^decoder\.(encode|decode\.\d+)\.(conv1|conv2)$")  # the same layers, as torch names them
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -48,6 +60,7 @@ def optimize(model, signed_weights: bool = False):  # onnx.ModelProto -> onnx.Mo
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _add_f0_scale(model.graph)
     _add_decoder_bias(model.graph)
+    _add_decoder_lora(model.graph)
     _add_durations_output(model.graph)
     _add_duration_cap(model.graph)
     _convinteger_to_matmulinteger(model.graph, signed_weights)
@@ -269,4 +282,96 @@ def _add_decoder_bias(graph) -> int:
     graph.node.extend(nodes)
     graph.initializer.extend(new_inits)
     graph.input.append(helper.make_tensor_value_info(DECODER_BIAS_INPUT, TensorProto.FLOAT, [at]))
+    return at
+
+
+def lora_projection(name: str, cin: int, kernel: int, rank: int = LORA_RANK) -> np.ndarray:
+    """The fixed ``A`` of the decoder's low-rank adapter for the torch module ``name`` (for example
+    ``decoder.decode.0.conv1``): unit-variance output for unit-variance input, the same on every machine."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return (rng.standard_normal((rank, cin, kernel)) / np.sqrt(cin * kernel)).astype(np.float32)
+
+
+def _lora_module(node_name: str) -> str | None:
+    """The torch module a ConvInteger node computes, if the low-rank adapter reaches it."""
+    m = _LORA_CONV.match(node_name)
+    return f"decoder.{m.group(1)}.{m.group(2)}" if m else None
+
+
+def _add_decoder_lora(graph) -> int:
+    """Add the ``decoder_lora`` input (see module docstring); returns its length (0: none added)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if any(i.name == DECODER_LORA_INPUT for i in graph.input):
+        return 0
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def only(name: str, op: str):
+        nodes = consumers.get(name, [])
+        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op else None
+
+    layers = []  # (module, conv node, float input, float output)
+    for node in graph.node:
+        module = _lora_module(node.name) if node.op_type == "ConvInteger" else None
+        quant = producer.get(node.input[0]) if module else None
+        if quant is None or quant.op_type != "DynamicQuantizeLinear":
+            continue
+        # int32 result -> (+ quantised bias) -> Cast -> Mul by the scales: the float output
+        step = only(node.output[0], "Add") or only(node.output[0], "Cast")
+        if step is not None and step.op_type == "Add":
+            step = only(step.output[0], "Cast")
+        mul = only(step.output[0], "Mul") if step is not None else None
+        if mul is None:
+            continue
+        layers.append((module, node, quant.input[0], mul.output[0]))
+    if not layers:
+        return 0
+    layers.sort(key=lambda item: item[0])
+    at, inserted = 0, {}
+    new_inits = []
+    for module, node, x, y in layers:
+        cout, cin, k = (int(d) for d in inits[node.input[1]].dims)
+        a = _attrs(node)
+        base = f"voxclone_decoder_lora/{module}"
+        size = cout * LORA_RANK
+        new_inits += [
+            numpy_helper.from_array(lora_projection(module, cin, k), f"{base}/a"),
+            numpy_helper.from_array(np.array([at], np.int64), f"{base}/start"),
+            numpy_helper.from_array(np.array([at + size], np.int64), f"{base}/end"),
+            numpy_helper.from_array(np.array([cout, LORA_RANK, 1], np.int64), f"{base}/shape"),
+        ]
+        at += size
+        nodes = [
+            helper.make_node(
+                "Conv",
+                [x, f"{base}/a"],
+                [f"{base}/h"],
+                kernel_shape=[k],
+                pads=list(a.get("pads", [0, 0])),
+                dilations=list(a.get("dilations", [1])),
+            ),
+            helper.make_node("Slice", [DECODER_LORA_INPUT, f"{base}/start", f"{base}/end"], [f"{base}/b_flat"]),
+            helper.make_node("Reshape", [f"{base}/b_flat", f"{base}/shape"], [f"{base}/b"]),
+            helper.make_node("Conv", [f"{base}/h", f"{base}/b"], [f"{base}/delta"]),
+            helper.make_node("Add", [y, f"{base}/delta"], [f"{base}/out"]),
+        ]
+        for c in consumers.get(y, []):
+            for idx, name in enumerate(c.input):
+                if name == y:
+                    c.input[idx] = f"{base}/out"
+        inserted[y] = nodes
+    ordered = []
+    for n in graph.node:  # each layer's nodes right after the one that makes its output
+        ordered.append(n)
+        for o in n.output:
+            ordered.extend(inserted.get(o, []))
+    del graph.node[:]
+    graph.node.extend(ordered)
+    graph.initializer.extend(new_inits)
+    graph.input.append(helper.make_tensor_value_info(DECODER_LORA_INPUT, TensorProto.FLOAT, [at]))
     return at
