@@ -138,6 +138,20 @@ def test_voice_mix(tts):
         tts.speak("x", voice="af_heart:lots")
 
 
+def test_voice_mix_blends_decoder_adapters_of_either_length(tts):
+    """A voice trained before the low-rank weights (offsets only) mixes with one that has them: its missing
+    part counts as zeros, a stock voice's whole adapter does, and the mix speaks."""
+    pack, _ = tts.voice_pack("af_heart")
+    n, full = tts.engine.decoder_bias_size, tts.engine.decoder_adapter_size
+    old, new = np.full(n, 0.02, np.float32), np.full(full, -0.01, np.float32)
+    tts.add_voice("__old__", pack, "en-us", kind="fitting", decoder=old)
+    tts.add_voice("__new__", pack, "en-us", kind="fitting", decoder=new)
+    mixed = tts._voice("__old__:0.25,__new__:0.25,am_michael:0.5").decoder
+    want = 0.25 * np.pad(old, (0, full - n)) + 0.25 * new
+    assert mixed.shape == (full,) and np.allclose(mixed, want)
+    assert tts.speak("Mixed adapters.", voice="__old__:0.5,__new__:0.5").duration > 0.5
+
+
 @pytest.mark.parametrize(
     "voice, lang, text",
     [

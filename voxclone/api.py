@@ -269,11 +269,13 @@ class Voxclone:
         rows = min(len(p) for p in packs)
         mixed = blend([p[:rows] for p in packs], weights)
         decoder = None
-        if any(d is not None for d in decoders):  # a voice without an adapter contributes zeros
-            size = next(len(d) for d in decoders if d is not None)
+        if any(d is not None for d in decoders):
+            # a voice without an adapter, or without its low-rank part (trained before 0.14), adds zeros there;
+            # A is shared (engine.optimize), so mixing the B values mixes the weight changes B A themselves
+            size = max(len(d) for d in decoders if d is not None)
             w = np.asarray(weights, np.float32) / float(np.sum(weights))  # blend() has checked the weights
-            zero = np.zeros(size, np.float32)
-            decoder = sum(wi * (zero if d is None else d) for wi, d in zip(w, decoders, strict=True))
+            full = [np.zeros(size, np.float32) if d is None else np.pad(d, (0, size - len(d))) for d in decoders]
+            decoder = sum(wi * d for wi, d in zip(w, full, strict=True))
         return _Voice(mixed, lang, decoder=decoder)
 
     # ------------------------------------------------------------------ speaking
