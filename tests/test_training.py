@@ -78,24 +78,32 @@ def test_durations_match_the_graph_on_one_sentence(model, utterance):
 
 
 def test_decoder_adapter_speaks_the_same_in_onnx_and_torch(model, utterance, tts):
-    """A decoder_bias vector fed to the optimised graph acts like the same offsets on the torch projections."""
-    from voxclone.training.adapt import decoder_offsets, decoder_spread
+    """A decoder adapter vector fed to the optimised graph acts like the same offsets on the torch projections
+    and the same low-rank weights on its convolutions; with the low-rank part or without."""
+    from voxclone.training.adapt import adapter_sizes, decoder_offsets, decoder_spread, lora_scale
 
     tokens, style = utterance
     toks = tokens[0, 1:-1].tolist()
+    rng = np.random.default_rng(0)
     spread = decoder_spread(model, tts._stock())
-    bias = (np.random.default_rng(0).standard_normal(len(spread)) * spread * 0.7).astype(np.float32)
-    plain, adapted = tts.engine.infer(toks, style.numpy()), tts.engine.infer(toks, style.numpy(), decoder_bias=bias)
+    n_bias, n_lora = adapter_sizes(model)
+    assert (n_bias, n_bias + n_lora) == (tts.engine.decoder_bias_size, tts.engine.decoder_adapter_size)
+    bias = (rng.standard_normal(len(spread)) * spread * 0.7).astype(np.float32)
+    lora = (rng.standard_normal(n_lora) * lora_scale(model)).astype(np.float32)
     durations = torch.from_numpy(parity.Reference().durations(toks, style.numpy()))
+    plain = tts.engine.infer(toks, style.numpy())
     with torch.no_grad():
         plan = model.prosody_for(tokens, style, durations)
         t_plain = model.decode(tokens, style, plan)[0].numpy()
-        with decoder_offsets(model, bias):
+    for vec in (bias, np.concatenate([bias, lora]), np.concatenate([np.zeros_like(bias), lora])):
+        adapted = tts.engine.infer(toks, style.numpy(), decoder_bias=vec)
+        with torch.no_grad(), decoder_offsets(model, vec):
             t_adapted = model.decode(tokens, style, plan)[0].numpy()
-        assert np.array_equal(model.decode(tokens, style, plan)[0].numpy(), t_plain)  # the offsets are gone after
-    same, crossed = parity.mel_l1(adapted, t_adapted), parity.mel_l1(adapted, t_plain)
-    assert parity.mel_l1(plain, adapted) > 0.3  # the adapter changes the voice audibly...
-    assert same < 0.35 and same < 0.6 * crossed, (same, crossed)  # ...and both implementations the same way
+        same, crossed = parity.mel_l1(adapted, t_adapted), parity.mel_l1(adapted, t_plain)
+        assert parity.mel_l1(plain, adapted) > 0.3  # the adapter changes the voice audibly...
+        assert same < 0.35 and same < 0.6 * crossed, (len(vec), same, crossed)  # ...and both the same way
+    with torch.no_grad():
+        assert np.array_equal(model.decode(tokens, style, plan)[0].numpy(), t_plain)  # the hooks are gone after
     with pytest.raises(ValueError, match="decoder bias vector"), decoder_offsets(model, bias[:-1]):
         pass
 
