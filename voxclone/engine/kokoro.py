@@ -147,8 +147,9 @@ class KokoroEngine:
     ) -> np.ndarray:
         """Audio (float32, mono, 24 kHz) for at most :data:`MAX_PHONEMES` token ids; `decoder_bias` is a
         trained voice's decoder adapter (:attr:`decoder_adapter_size` values, or only the first
-        :attr:`decoder_bias_size` for an adapter without low-rank weights), `max_durations` caps the frames of each token including the two
-        boundary tokens (see :mod:`voxclone.engine.optimize`; ignored by graphs without the input)."""
+        :attr:`decoder_bias_size` for an adapter without low-rank weights), `max_durations` caps the frames
+        of each token including the two boundary tokens (see :mod:`voxclone.engine.optimize`; ignored by
+        graphs without the input)."""
         return self.infer_timed(tokens, style, speed, f0_scale, decoder_bias, max_durations)[0]
 
     def infer_timed(

@@ -203,16 +203,22 @@ def _add_f0_scale(graph) -> bool:
     return True
 
 
+def _consumers(graph) -> dict[str, list]:
+    """Tensor name -> the nodes that read it."""
+    out: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            out.setdefault(i, []).append(n)
+    return out
+
+
 def _add_durations_output(graph) -> bool:
     """Expose the rounded durations: the chain ``Div(sum of sigmoids, speed) -> Round -> Clip -> Cast``."""
     from onnx import TensorProto, helper
 
     if any(o.name == DURATIONS_OUTPUT for o in graph.output):
         return True
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    consumers = _consumers(graph)
     node = next((n for n in consumers.get("speed", []) if n.op_type == "Div"), None)
     for op in ("Round", "Clip", "Cast"):
         node = next((c for c in consumers.get(node.output[0], []) if c.op_type == op), None) if node else None
@@ -306,10 +312,7 @@ def _add_decoder_lora(graph) -> int:
         return 0
     inits = {i.name: i for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    consumers = _consumers(graph)
 
     def only(name: str, op: str):
         nodes = consumers.get(name, [])

@@ -22,12 +22,12 @@ split: log-mel on the clip's own F0, speaker similarity on the predictor's.
 
 The biases of the decoder's 58 AdaIN style projections are fitted too (``decoder=True``): per-channel
 gain and shift offsets (37,396 values) that reach timbre the 128 style values cannot. With ``lora=True``
-so are low-rank weights for the decoder's ten frame-rate convolutions: ``B`` of ``y += B (A * x)``, with
-``A`` a fixed random projection (73,728 values, see :mod:`voxclone.engine.optimize`), which can change
-what the layers compute rather than only how their inputs are scaled (opt-in: it cost English WER). The result is a style pack
-(stock-shaped rows + the offset) and one decoder adapter vector (offsets, then low-rank weights) that the
-optimised ONNX graph takes as inputs (``decoder_bias``, ``decoder_lora``), so the fast path speaks it at
-full speed.
+(opt-in: it cost English WER) so are low-rank weights for the decoder's ten frame-rate convolutions:
+``B`` (73,728 values) of ``y += B (A * x)``, with ``A`` a fixed random projection (see
+:mod:`voxclone.engine.optimize`), which can change what the layers compute rather than only how their
+inputs are scaled. The result is a style pack (stock-shaped rows + the offset) and one decoder adapter
+vector (offsets, then low-rank weights) that the optimised ONNX graph takes as inputs (``decoder_bias``,
+``decoder_lora``), so the fast path speaks it at full speed.
 """
 
 from __future__ import annotations
