@@ -128,6 +128,21 @@ def test_fast_start_cuts_a_short_first_phrase(vocab):
     assert chunk.words_of(pieces) == text.split()
 
 
+def test_fast_start_cuts_a_phrase_even_when_none_is_as_short_as_asked(vocab):
+    """A busy server asks for ~8 phonemes; when the first two words already say more, they still beat
+    the whole sentence (before, the whole 51-phoneme sentence came back as the 'short' first piece)."""
+    g2p = G2P("en-us", vocab)
+    text = "My grandmother grows tomatoes, beans and pumpkins in her garden."
+    pieces = list(chunk.plan(text, g2p.phonemize, fast_start=True, first_phonemes=8))
+    assert pieces[0].text == "My grandmother"
+    assert chunk.words_of(pieces) == text.split()
+    # a phrase never ends on a word that needs the next one, even as that fallback
+    pieces = list(
+        chunk.plan("Take the grandmother to the market today.", g2p.phonemize, fast_start=True, first_phonemes=4)
+    )
+    assert pieces[0].text == "Take the grandmother"
+
+
 def test_a_word_longer_than_the_model_window_is_sliced_not_dropped(vocab):
     g2p = G2P("en-us", vocab)
     word = "abracadabra" * 60  # one "word" of hundreds of phonemes

@@ -199,12 +199,14 @@ def _first_phrase(text: str, phonemize, target: int) -> tuple[str, str] | None:
         return None
     weak, nearest = None, None
     for i in range(2, len(words) - 2):
+        if words[i - 1].lower().strip(",.;:") in _NO_END:
+            continue
         head = " ".join(words[:i])
         ps = phonemize(head)
         if len(ps) > 1.3 * target:
+            # even the shortest phrase is longer than asked: it still beats the whole sentence
+            nearest = nearest or (head, ps)
             break
-        if words[i - 1].lower().strip(",.;:") in _NO_END:
-            continue
         if words[i].lower().strip(",.;:") in _WEAK_STARTS and len(ps) >= 10:
             weak = (head, ps)
         nearest = (head, ps)
