@@ -329,6 +329,42 @@ def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, case):
     assert not engine.contended()
 
 
+def _first_chunk_bytes(url: str, key: str, text: str) -> int:
+    """Bytes of a pcm stream's first HTTP chunk: the server sends each piece as one chunk."""
+    import json
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    body = json.dumps({"input": text, "response_format": "pcm"}).encode()
+    head = (
+        f"POST /v1/audio/speech HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((u.hostname, u.port), timeout=60) as sock, sock.makefile("rb") as f:
+        sock.sendall(head.encode() + body)
+        assert b" 200 " in f.readline()
+        headers = []
+        while (line := f.readline()) not in (b"\r\n", b""):
+            headers.append(line.lower())
+        assert b"transfer-encoding: chunked\r\n" in headers
+        return int(f.readline().split(b";")[0], 16)
+
+
+def test_a_busy_server_cuts_a_newcomers_first_piece_shorter(served):
+    url, key, _ = served
+    text = "Please call Stella and ask her to bring these things with her from the store."
+    idle = _first_chunk_bytes(url, key, text)  # "Please call Stella"
+    with (
+        _client(url, key) as c,
+        c.stream("POST", "/v1/audio/speech", json={"input": LONG * 2, "response_format": "pcm"}) as r,
+    ):
+        next(r.iter_bytes())  # another stream is under way
+        busy = _first_chunk_bytes(url, key, text)  # "Please call"
+        r.close()
+    assert 0 < busy < 0.8 * idle
+
+
 def test_stream_steps_that_run_no_model_do_not_queue_for_a_slot():
     from voxclone.server.limits import Scheduler
 

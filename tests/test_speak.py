@@ -60,6 +60,28 @@ def test_fast_start_first_chunk_is_short(tts):
     assert len(list(tts.stream(text))) >= 2
 
 
+def test_the_first_piece_length_may_be_asked_when_it_is_planned(tts):
+    """A server decides how short a stream's first piece is when the piece is planned, not when the
+    request came in (requests that arrive together are all in by then)."""
+    text = "Please call Stella and ask her to bring these things with her from the store."
+    s = SpeechSettings().validated()
+    voice = tts._voice(s.voice)
+    asked = []
+
+    def first() -> int:
+        asked.append(1)
+        return 8
+
+    pieces = tts._marked(text, s, voice, True, None, first)
+    assert asked == []  # not yet: nothing was planned
+    short = next(pieces)
+    pieces.close()
+    assert asked == [1]
+    idle = next(tts._marked(text, s, voice, True, None, 18))
+    assert short.text == "Please call" and idle.text == "Please call Stella"
+    assert short.duration < idle.duration
+
+
 def test_pieces_follow_the_limit_asked_before_each(tts):
     """A busy server asks for short pieces; the limit is asked again for every piece, as load changes."""
     text = (

@@ -312,13 +312,14 @@ class Voxclone:
         voice: _Voice,
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
-        first_phonemes: int = chunk.FIRST_PHONEMES,
+        first_phonemes: int | Callable[[], int] = chunk.FIRST_PHONEMES,
         piece_limit: Callable[[], int] | None = None,
     ) -> Iterator[Audio]:
         """The pieces as callers get them: watermarked, labelled, and logged when the stream ends.
 
-        ``piece_limit`` is asked before each piece for the most phonemes it may have (a busy server
-        asks for short pieces); pieces are then cut at phrase breaks.
+        ``first_phonemes`` (with ``fast_start``) may be a function, asked once, when the first piece is
+        planned; ``piece_limit`` is asked before each piece for the most phonemes it may have. A busy
+        server asks for short pieces either way; pieces are then cut at phrase breaks.
         """
         tags = metadata.tags_for(s.voice, voice.voice_id, voice.waiver)
         claim = provenance.manifest(s.voice, voice.voice_id, voice.waiver)
@@ -354,7 +355,7 @@ class Voxclone:
         voice: _Voice,
         fast_start: bool,
         progress: Callable[[int, int], None] | None,
-        first_phonemes: int = chunk.FIRST_PHONEMES,
+        first_phonemes: int | Callable[[], int] = chunk.FIRST_PHONEMES,
         piece_limit: Callable[[], int] | None = None,
     ) -> Iterator[Audio]:
         g2p = self._g2p_for(resolve_language(s.lang or voice.language).code)
@@ -368,6 +369,8 @@ class Voxclone:
             return g2p.phonemize(piece, prepared.overrides)
 
         spoke = False
+        if callable(first_phonemes):  # asked now, at the first next(): how busy a server is when it plans
+            first_phonemes = first_phonemes()
         planned = chunk.plan(prepared.text, phonemize, fast_start=fast_start, first_phonemes=first_phonemes)
         if piece_limit is not None:
             planned = (part for p in planned for part in chunk.split(p, phonemize, piece_limit()))
