@@ -329,6 +329,49 @@ def test_a_first_piece_may_stop_a_later_piece_which_reruns_unchanged(tts, case):
     assert not engine.contended()
 
 
+def test_first_pieces_go_shortest_first_and_may_stop_a_longer_first_piece(tts):
+    """Requests that arrive together at an idle server: the first got the idle server's longer first
+    piece before the others were in; their short first pieces stop it (it reruns, the same audio,
+    after them) and queue shortest first, so the burst's first bytes come in the order of their cost."""
+    from voxclone.api import style_for
+    from voxclone.server.limits import Scheduler
+
+    engine, voice, g2p = tts.engine, tts._voice("af_heart"), tts._g2p_for("en-us")
+
+    def tokens(text):
+        return [g2p.vocab[c] for c in g2p.phonemize(text, []) if c in g2p.vocab]
+
+    def speak(toks):
+        return engine.infer(toks, style_for(voice.pack, len(toks)))
+
+    sizes = {"long": tokens(LONG[:150]), "short": tokens("Hi."), "medium": tokens("Hello there, friend.")}
+    alone = speak(sizes["long"])
+    sched = Scheduler(1)
+    sched.run(1, lambda: speak(sizes["short"]))  # learns the speed
+    finished, out = [], {}
+
+    def stream(name):  # a stream's first step, as the server schedules it
+        out[name] = list(sched.iterate((speak(sizes[name]) for _ in [0]), lambda: None))[0]
+        finished.append(name)
+
+    def until(condition):
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    threads = {name: threading.Thread(target=stream, args=(name,)) for name in sizes}
+    threads["long"].start()
+    until(lambda: any(t.options is not None and t.tokens == len(sizes["long"]) for t in sched._running))
+    threads["short"].start()
+    until(lambda: sched.preemptions or any(t.taken for t in sched._running))  # it stops the long piece
+    threads["medium"].start()  # while the short piece runs: longer than it, shorter than the long one
+    for t in threads.values():
+        t.join()
+    assert finished == ["short", "medium", "long"]
+    assert sched.preemptions == 1  # the medium piece did not stop the short one
+    np.testing.assert_allclose(out["long"], alone, atol=1e-4)  # the rerun is the same audio
+
+
 def _first_chunk_bytes(url: str, key: str, text: str) -> int:
     """Bytes of a pcm stream's first HTTP chunk: the server sends each piece as one chunk."""
     import json

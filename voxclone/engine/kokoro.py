@@ -33,8 +33,9 @@ class Turn(Protocol):
     """A scheduler's hold on the engine for one step, which it may take back mid-run (see
     :mod:`voxclone.server.limits`): the engine then waits for its turn again and reruns."""
 
-    def wait(self) -> None:
-        """Block until this step may use the model (called before each run, outside the engine's lock)."""
+    def wait(self, tokens: int) -> None:
+        """Block until this step may use the model for a run of ``tokens`` tokens (called before each
+        run, outside the engine's lock)."""
 
     def begin(self, run_options, tokens: int, contended: Callable[[], bool]) -> None:
         """A model run of ``tokens`` tokens starts; setting ``run_options.terminate`` stops it.
@@ -234,7 +235,7 @@ class KokoroEngine:
 
         while True:
             options = ort.RunOptions()
-            turn.wait()
+            turn.wait(tokens)
             try:
                 with self._session() as session:
                     turn.begin(options, tokens, self.contended)

@@ -4,10 +4,11 @@ Two cores cannot synthesise for many clients at once; running every request's mo
 side on more threads than cores only makes all of them late (and Perth's torch decoder slows
 tenfold when it fights for cores). So model runs take one of ``workers`` slots, one per model
 session (sessions in a pool sleep when idle, so side by side they share the cores), the next slot
-going to the stream that has received the fewest pieces so far, and a stream's first piece may stop a later piece that has
-barely started (it reruns afterwards). A slot is taken only when a step reaches the model, so a
-stream's closing step never queues. Beyond a bounded number of streams the server says "busy,
-retry in N s" (503) at once instead of letting requests time out.
+going to the stream that has received the fewest pieces so far (among first pieces, the shortest), and
+a stream's first piece may stop a piece that has barely started (it reruns afterwards). A slot is
+taken only when a step reaches the model, so a stream's closing step never queues. Beyond a bounded
+number of streams the server says "busy, retry in N s" (503) at once instead of letting requests
+time out.
 """
 
 from __future__ import annotations
@@ -58,10 +59,17 @@ class RateLimiter:
 class Scheduler:
     """Runs synthesis steps on ``workers`` slots, fewest-pieces-served first; admits at most ``max_streams``.
 
-    A stream's first piece (priority 0) may also take a slot back from a later piece of another
-    stream that is less than half done: the newcomer's wait shrinks by the rest of that piece, and
-    the work thrown away (the half or less already run) is never more than what it saves. A piece
-    is taken back at most once. ``preemptions`` and ``preempted_seconds`` count the cost.
+    Waiting first pieces (priority 0) go shortest first. A first piece may also take a slot back from
+    another stream's piece that has barely started:
+
+    * a later piece less than half done: the newcomer's wait shrinks by the rest of that piece, and
+      the work thrown away (the half or less already run) is never more than what it saves;
+    * a longer first piece whose remaining work exceeds the newcomer's whole piece plus the work
+      thrown away: the newcomer gains more than the stopped stream loses. Requests that arrive
+      together at an idle server need this: the first is planned before the others are in, so it
+      gets the idle server's longer first piece, and the short ones would otherwise queue behind it.
+
+    A piece is taken back at most once. ``preemptions`` and ``preempted_seconds`` count the cost.
     """
 
     def __init__(self, workers: int = 1, max_streams: int = 16, retry_after: float = 2.0, preempt: bool = True):
@@ -69,7 +77,7 @@ class Scheduler:
         self.preempt = preempt
         self._cond = threading.Condition()
         self._busy = 0
-        self._waiting: list[tuple[int, int]] = []
+        self._waiting: list[tuple[int, int, int]] = []
         self._seq = itertools.count()
         self._running: set[_Turn] = set()
         self._per_token: float | None = None  # seconds per (token + _OVERHEAD_TOKENS), a moving average
@@ -104,7 +112,7 @@ class Scheduler:
     def run(self, priority: int, fn: Callable[[], T]) -> T:
         """Run ``fn`` when a slot is free and no lower ``priority`` value is waiting."""
         turn = _Turn(self, priority)
-        turn.wait()
+        turn.wait(0)
         return self._hold(turn, fn)
 
     def _hold(self, turn: _Turn, fn: Callable[[], T]) -> T:
@@ -119,7 +127,7 @@ class Scheduler:
     def _acquire(self, turn: _Turn) -> None:
         heapq.heappush(self._waiting, turn.ticket)
         if turn.ticket[0] == 0 and self.preempt:
-            self._take_back_for_newcomer()
+            self._take_back_for_newcomer(turn)
         while self._busy >= self.workers or self._waiting[0] != turn.ticket:
             self._cond.wait()
         heapq.heappop(self._waiting)
@@ -134,19 +142,25 @@ class Scheduler:
         turn.holding = False
         self._cond.notify_all()
 
-    def _take_back_for_newcomer(self) -> None:
+    def _take_back_for_newcomer(self, newcomer: _Turn) -> None:
         if self._busy < self.workers or self._per_token is None or any(t.taken for t in self._running):
             return
         now = time.monotonic()
+
+        def worth_stopping(t: _Turn) -> bool:
+            done = now - t.since
+            left = self._per_token * (t.tokens + _OVERHEAD_TOKENS) - done
+            if t.ticket[0] > 0:
+                return done < left  # less than half done: what is thrown away is less than what the newcomer saves
+            return left > self._per_token * (newcomer.tokens + _OVERHEAD_TOKENS) + done
+
         candidates = [
             t
             for t in self._running
-            if t.ticket[0] > 0
-            and t.options is not None
+            if t.options is not None
             and not t.was_taken
             and not t.contended()  # else the model would go to that waiting thread, not the newcomer
-            # less than half done: what is thrown away is less than what the newcomer saves
-            and 2 * (now - t.since) < self._per_token * (t.tokens + _OVERHEAD_TOKENS)
+            and worth_stopping(t)
         ]
         if candidates:
             victim = max(candidates, key=lambda t: t.since)  # the youngest wastes least
@@ -177,9 +191,10 @@ class Scheduler:
             release()
 
 
-# A model run costs about as much as this many extra tokens (Kokoro's leading silence and fixed work):
-# on 2 cores 4 tokens take 0.21 s, 18 take 0.5 s, 36 take 0.8 s.
-_OVERHEAD_TOKENS = 8
+# A model run costs about as much as this many extra tokens: Kokoro renders ~0.35 s of leading silence
+# and lengthens a piece's last sound for every piece (frames ~ 2 x tokens + 32: 46 for 4 tokens, 84 for
+# 26, 174 for 71; the time follows the frames).
+_OVERHEAD_TOKENS = 16
 
 
 class _Turn:
@@ -187,16 +202,20 @@ class _Turn:
 
     def __init__(self, scheduler: Scheduler, priority: int):
         self.scheduler = scheduler
-        self.ticket = (priority, next(scheduler._seq))
+        self.priority, self.seq = priority, next(scheduler._seq)
+        self.ticket = (priority, 0, self.seq)  # set again at the first wait, when the run's size is known
         self.options = None  # the model run in progress, if any
         self.since = 0.0
         self.tokens = 0
         self.holding = self.taken = self.was_taken = False
         self.contended: Callable[[], bool] = lambda: False
 
-    def wait(self) -> None:
+    def wait(self, tokens: int) -> None:
         with self.scheduler._cond:
             if not self.holding:
+                if not self.was_taken:  # a stopped piece queues again in its old place
+                    self.tokens = tokens
+                    self.ticket = (self.priority, tokens if self.priority == 0 else 0, self.seq)
                 self.scheduler._acquire(self)
 
     def begin(self, run_options, tokens: int, contended: Callable[[], bool]) -> None:
