@@ -63,8 +63,7 @@ OPENAI_VOICES = {
     "verse": "bm_lewis",
 }
 # A stream's first piece, cut at a phrase break near this many phonemes (~1.2 s of speech, ~0.45 s to
-# synthesise on 2 VNNI cores): small enough for a fast first byte alone or under load, long enough
-# for natural phrasing.
+# synthesise on 2 VNNI cores): small enough for a fast first byte, long enough for natural phrasing.
 FIRST_PHONEMES = 18
 # While other streams run, a newcomer's first piece waits for theirs (requests that arrive together queue
 # behind each other's first pieces), so it is cut shorter still: near 8 phonemes, a phrase of two or three

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from ..engine.kokoro import holding
+from ..engine.kokoro import MAX_PHONEMES, holding
 
 T = TypeVar("T")
 
@@ -110,9 +110,10 @@ class Scheduler:
         return release
 
     def run(self, priority: int, fn: Callable[[], T]) -> T:
-        """Run ``fn`` when a slot is free and no lower ``priority`` value is waiting."""
+        """Run ``fn`` when a slot is free and no lower ``priority`` value is waiting; at priority 0 it
+        queues as the largest model run would (its size is unknown), so after waiting first pieces."""
         turn = _Turn(self, priority)
-        turn.wait(0)
+        turn.wait(MAX_PHONEMES)
         return self._hold(turn, fn)
 
     def _hold(self, turn: _Turn, fn: Callable[[], T]) -> T:
