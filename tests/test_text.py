@@ -143,6 +143,31 @@ def test_fast_start_cuts_a_phrase_even_when_none_is_as_short_as_asked(vocab):
     assert pieces[0].text == "Take the grandmother"
 
 
+def test_after_a_fast_start_pieces_grow_so_each_is_ready_before_the_audio_runs_out(vocab):
+    """Without the ramp the second piece was a 239-phoneme group (~3 s to synthesise) after an
+    18-phoneme first piece (~1 s of speech): a real-time listener waited ~1.5 s."""
+    g2p = G2P("en-us", vocab)
+    text = " ".join(
+        [
+            "The first sentence is here to start the stream.",
+            "A second one follows it, a little longer than the first.",
+            "Then a third sentence arrives, and a fourth after that.",
+            "The fifth closes the paragraph with a full stop.",
+        ]
+        * 3
+    )
+    planned = list(chunk.plan(text, g2p.phonemize, fast_start=True, first_phonemes=18))
+    assert len(planned[1].phonemes) > 200  # what the ramp is for
+    pieces = list(chunk.ramp(planned, g2p.phonemize, 18))
+    assert chunk.words_of(pieces) == text.split()
+    sizes = [len(p.phonemes) for p in pieces]
+    assert sizes[0] == len(planned[0].phonemes)
+    for i in range(1, len(sizes)):
+        assert sizes[i] <= 1.3 * 2 * max(sum(sizes[:i]), 18), sizes
+    assert max(sizes) > 150  # and they reach the plan's own sizes
+    assert pieces[-1].pause == chunk.PAUSE_PARAGRAPH
+
+
 def test_a_word_longer_than_the_model_window_is_sliced_not_dropped(vocab):
     g2p = G2P("en-us", vocab)
     word = "abracadabra" * 60  # one "word" of hundreds of phonemes

@@ -372,6 +372,8 @@ class Voxclone:
         if callable(first_phonemes):  # asked now, at the first next(): how busy a server is when it plans
             first_phonemes = first_phonemes()
         planned = chunk.plan(prepared.text, phonemize, fast_start=fast_start, first_phonemes=first_phonemes)
+        if fast_start:  # later pieces grow from the first, so each is ready before the last has played
+            planned = chunk.ramp(planned, phonemize, max(first_phonemes, chunk.RAMP_FROM))
         if piece_limit is not None:
             planned = (part for p in planned for part in chunk.split(p, phonemize, piece_limit()))
         for piece in planned:

@@ -79,6 +79,18 @@ def _first_chunk(tts: Voxclone, text: str, voice: str, repeats: int, fast_start:
     return best
 
 
+def _stalls(tts: Voxclone, text: str, voice: str) -> tuple[float, int]:
+    """(seconds, times) a real-time player of ``stream(text)`` would wait after the first chunk: each
+    piece plays as soon as it is ready and the one before it has played."""
+    play_end, waited, gaps = None, 0.0, 0
+    for piece in tts.stream(text, voice=voice):
+        now = time.perf_counter()
+        if play_end is not None and now > play_end:
+            waited, gaps = waited + now - play_end, gaps + 1
+        play_end = max(now, play_end or now) + piece.duration
+    return waited, gaps
+
+
 def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dict:
     results: dict = {"voice": voice, "cpu_count": os.cpu_count(), **machine.describe()}
 
@@ -112,6 +124,9 @@ def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dic
 
     results["first_chunk_s"] = round(_first_chunk(tts2, MEDIUM, voice, repeats), 3)
     results["first_chunk_no_fast_start_s"] = round(_first_chunk(tts2, MEDIUM, voice, repeats, fast_start=False), 3)
+    for name in ("medium", "long"):
+        waited, gaps = _stalls(tts2, CASES[name], voice)
+        results[f"stream_stall_s_{name}"], results[f"stream_stalls_{name}"] = round(waited, 2), gaps
     g2p = tts2._g2p_for("en-us")
     t0 = time.perf_counter()
     for _ in range(5):
@@ -147,6 +162,13 @@ def run(voice: str = "af_heart", repeats: int = 3, baseline: bool = True) -> dic
     notes += [
         f"first chunk (warm, fast start): {results['first_chunk_s']:.3f} s; without fast start "
         f"{results['first_chunk_no_fast_start_s']:.3f} s; cold (incl. load) {results['first_chunk_cold_s']:.3f} s",
+        "streamed to a real-time player (fast start): it waits "
+        + "; ".join(
+            f"{results[f'stream_stall_s_{n}']:.2f} s in {results[f'stream_stalls_{n}']} gap(s) for the {n} text "
+            f"({results[f'audio_{n}_s']:.0f} s)"
+            for n in ("medium", "long")
+        )
+        + " after the first chunk",
         f"load: {results['load_s']:.2f} s (session {results['session_load_s']:.2f} s); G2P of the long text "
         f"{results['g2p_long_s'] * 1000:.0f} ms; peak RSS {results['peak_rss_mb']:.0f} MB",
     ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 MAX_PHONEMES = 510
 GROUP_PHONEMES = 240  # sentences are grouped up to this size
 FIRST_PHONEMES = 30  # a streamed first piece this short arrives fast (~1.5 s of speech)
+RAMP_FROM = 18  # after a fast start the second piece may be twice this (a busy server cuts pieces near 36 anyway)
 
 PAUSE_PARAGRAPH = 0.75
 PAUSE_SENTENCE = 0.3
@@ -292,6 +293,28 @@ def split(piece: Piece, phonemize: Callable[[str], str], limit: int) -> Iterator
         yield Piece(head[0], head[1], PAUSE_CLAUSE if head[0][-1] in ",;:—" else PAUSE_WORD)
         text, ps = rest, phonemize(rest)
     yield Piece(text, ps, piece.pause)
+
+
+def ramp(pieces: Iterable[Piece], phonemize: Callable[[str], str], first: int) -> Iterator[Piece]:
+    """``pieces`` after a fast start, each cut to at most about twice everything before it (at least
+    ``first``). A piece takes about a quarter of its duration to synthesise on 2 VNNI cores, so it is
+    ready before what was sent before it has played, and a real-time listener hears no gap (up to a
+    real-time factor of about 1/3). Without it the second piece is a group of sentences up to
+    ``GROUP_PHONEMES``: ~3 s to synthesise after a ~1.5 s first piece. Sizes soon reach the plan's own."""
+    sent = 0
+    for piece in pieces:
+        while True:
+            limit = 2 * max(sent, first)
+            if len(piece.phonemes) <= 1.3 * limit:
+                break
+            head, *rest = split(piece, phonemize, limit)
+            if not rest:
+                break
+            yield head
+            sent += len(head.phonemes)
+            piece = Piece(" ".join(p.text for p in rest), " ".join(p.phonemes for p in rest), rest[-1].pause)
+        yield piece
+        sent += len(piece.phonemes)
 
 
 def words_of(pieces: Iterable[Piece]) -> list[str]:
