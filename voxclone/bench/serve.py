@@ -110,7 +110,7 @@ def _preemptions(url: str, key: str) -> tuple[float, float]:
 
 def run(
     levels=(1, 4, 16),
-    seconds: float = 30.0,
+    seconds: float = 60.0,
     threads: int | None = None,
     workers: int = 1,
     preempt: bool = True,
