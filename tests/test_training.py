@@ -169,14 +169,14 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
 
 
 def test_transcripts_in_languages_kokoro_does_not_speak_still_get_phonemes(tts):
-    from voxclone.training.adapt import _transcript_g2p
+    from voxclone.training.adapt import transcript_g2p
 
-    ru = _transcript_g2p(tts, "ru", "en-us")
+    ru = transcript_g2p(tts, "ru", "en-us")
     assert ru.language.espeak == "ru"
     ps = ru("Здравствуйте, оставьте сообщение.")
     assert len(ps) > 15 and all(c in ru.vocab or c == " " for c in ps)
-    assert _transcript_g2p(tts, "fr", "fr").language.code == "fr"
-    assert _transcript_g2p(tts, "xx", "en-us").language.code == "en-us"  # no espeak voice: the speaking rules
+    assert transcript_g2p(tts, "fr", "fr").language.code == "fr"
+    assert transcript_g2p(tts, "xx", "en-us").language.code == "en-us"  # no espeak voice: the speaking rules
 
 
 def test_setup_converts_the_training_model():
@@ -240,3 +240,29 @@ def test_sentences_without_recordings_teach_only_through_the_speaker_loss(model,
     both = adapter.losses(clip, torch.zeros(1, 256), 0, 60, free_speaker=True)
     assert float(free["mel"]) == 0.0 < float(forced["mel"]) and float(both["mel"]) == float(forced["mel"])
     assert float(both["speaker"]) == pytest.approx(float(free["speaker"]), abs=1e-5)
+
+
+def test_copy_takes_timing_and_f0_from_the_clip_and_timbre_from_the_voice(model, tts, vocab):
+    """`bench clone` scores a voice's timbre alone by having it re-speak the speaker's clips: the copy lasts
+    as long as the clip and follows its pitch, while it sounds like the voice that speaks it."""
+    from voxclone.cloning.speaker import shared_encoder
+    from voxclone.training.adapt import Adapter, clip_f0
+
+    text = "She sells sea shells by the sea shore, and the shells she sells are surely sea shells."
+    ids = [vocab[c] for c in G2P("en-us", vocab)(text) if c in vocab]
+    clip = tts._render(text, voice="af_heart", speed=0.9).samples  # the "recording": a high voice, slowed
+    stock = tts._stock()
+    copy = Adapter(model, stock["am_michael"], render=tts.engine.infer_timed).copy(clip, ids)
+    assert abs(len(copy) - len(clip)) <= FRAME_SAMPLES
+
+    def median_f0(audio: np.ndarray) -> float:
+        f0 = clip_f0(audio, len(audio) // FRAME_SAMPLES)
+        return float(np.median(f0[f0 > 0]))
+
+    own = tts._render(text, voice="am_michael").samples
+    assert median_f0(own) < 0.75 * median_f0(clip)  # left to himself he speaks far lower
+    assert 0.85 < median_f0(copy) / median_f0(clip) < 1.15  # ~0.9: WORLD hears the decoder's pitch a little low
+
+    enc = shared_encoder()
+    him, her, heard = (enc.embed(a, 24_000) for a in (own, clip, copy))
+    assert float(heard @ him) > float(heard @ her) + 0.05

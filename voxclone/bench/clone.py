@@ -45,6 +45,7 @@ from . import devdata
 from .dvector import DVectorEncoder
 
 ENCODERS = ("resemblyzer", "dvector")
+RATE = 24_000
 OWN_SENTENCES = 8
 
 
@@ -102,9 +103,11 @@ def run(
             }
             encoders = {}
             for name, enc in (("resemblyzer", res.embed), ("dvector", dvec.embed)):
-                ref, ceiling = reference_and_ceiling(np.stack([enc(x, 16000) for x in real]))
+                embs = np.stack([enc(x, 16000) for x in real])
+                ref, ceiling = reference_and_ceiling(embs)
                 encoders[name] = (enc, ref)
                 row[f"ceiling_{name}"] = round(ceiling, 4)
+                row[f"real_{name}"] = round(float(np.mean(embs @ ref)), 4)  # themselves included, as copies are
             say(f"{spk}: stock voices")
             top = sorted(english, key=lambda i: -float(profiles.embeddings_for(channel)[i] @ enroll_emb))[:5]
             stock_scores = {
@@ -153,10 +156,45 @@ def run(
                     for name in ENCODERS:
                         row[f"{level}_own_{name}"] = own_score[f"similarity_{name}"]
                 row[f"{level}_base"] = record["base"]
+                if level != "instant":
+                    say(f"{spk}: {level} re-speaking the held-out clips")
+                    copies = copy_scores(tts, lib, f"{spk}-{level}", held, language, encoders, channel, asr)
+                    row.update({f"{level}_copy_{k}": v for k, v in copies.items()})
             results["speakers"][spk] = row
             say(f"{spk}: {row}")
     _summarise(results, levels)
     return _table(results, levels)
+
+
+def copy_scores(
+    tts, lib: VoiceLibrary, voice: str, clips: list, language: str, encoders: dict, channel_hz: int = 0, asr=None
+) -> dict:
+    """Similarity, per encoder, of `voice` re-speaking the speaker's held-out `clips` on their own timing and
+    F0 (:meth:`voxclone.training.adapt.Adapter.copy`, the PyTorch model): its timbre alone, to set beside
+    the real clips' own similarity to their centroid (``real_*``). A clip's words are its package's
+    transcript, else what `asr` hears; clips with neither are left out ({} when none is left)."""
+    from ..cloning.clone import speaking_language
+    from ..cloning.quality import through_channel
+    from ..training import convert
+    from ..training.adapt import Adapter, transcript_g2p
+
+    _, pack = lib.load(voice)
+    decoder = lib.decoder(voice)
+    adapter = Adapter(convert.load(), pack, channel_hz, render=tts.engine.infer_timed)
+    g2p = transcript_g2p(tts, language, speaking_language(None, language))
+    audios = []
+    for clip in clips:
+        audio = devdata.load(clip, RATE)
+        words = clip.text or (asr.transcribe(audio, language.split("-")[0], RATE) if asr else "")
+        tokens = [g2p.vocab[c] for c in g2p(words) if c in g2p.vocab][:500]
+        if len(tokens) >= 4:
+            audios.append(through_channel(adapter.copy(audio, tokens, decoder), RATE, channel_hz))
+    if not audios:
+        return {}
+    out: dict = {"clips": len(audios)}
+    for name, (enc, ref) in encoders.items():
+        out[name] = round(float(np.mean([enc(a, RATE) @ ref for a in audios])), 4)
+    return out
 
 
 def _gap(row: dict, level: str, enc: str, own: bool = False) -> float:
@@ -237,6 +275,18 @@ def _table(results: dict, levels) -> dict:
             else ""
         ),
     ]
+    copies = [
+        f"{spk} {lv} {r[f'{lv}_copy_resemblyzer']:.3f} / {r[f'{lv}_copy_dvector']:.3f} "
+        f"(real {r['real_resemblyzer']:.3f} / {r['real_dvector']:.3f})"
+        for spk, r in results["speakers"].items()
+        for lv in levels
+        if f"{lv}_copy_dvector" in r
+    ]
+    if copies:
+        notes.append(
+            "timbre alone, R / D: the voice re-speaking the held-out clips on their own timing and F0, "
+            "against the same clips as recorded: " + "; ".join(copies)
+        )
     return {
         "title": "clone similarity (EVAL sentences vs held-out real clips)",
         "table": rows,

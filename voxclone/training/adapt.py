@@ -366,6 +366,20 @@ class Adapter:
         f0 = torch.zeros(1, 2 * frames)  # nothing voiced: the decoder gets the predictor's F0
         return Utterance(tk, len(tokens), dur, f0, None, d_en, asr, frames * FRAME_SAMPLES / RATE)
 
+    @torch.no_grad()
+    def copy(self, audio: np.ndarray, tokens: list[int], decoder: np.ndarray | None = None) -> np.ndarray:
+        """The voice (this adapter's pack, with a trained voice's `decoder` adapter) re-speaking a real clip
+        (24 kHz) on the clip's own aligned durations and, where voiced, its F0: what still separates the
+        result from the clip is timbre, not rhythm, intonation or language."""
+        u = self.prepare(audio, tokens)
+        m = self.model
+        s_timbre, s_prosody = m.split_style(self.style(u.row))
+        d = m.predictor.text_encoder(u.d_en, s_prosody)
+        f0, energy = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s_prosody)
+        with decoder_offsets(m, decoder):
+            out = m.decoder(u.asr, torch.where(u.f0 > 0, u.f0, f0), energy, s_timbre)
+        return out.reshape(-1).numpy()
+
     def _frame_mel(self, audio: np.ndarray) -> np.ndarray:
         import librosa
 
@@ -631,7 +645,7 @@ def train_voice(
     if speaker_weight > 0:
         adapter.speaker = SpeakerLoss(collection.embedding, collection.channel_hz)
     native = speaking_language(None, collection.language)  # Kokoro's code for the recorded language
-    g2p = _transcript_g2p(tts, collection.language, native)
+    g2p = transcript_g2p(tts, collection.language, native)
 
     def usable(clips) -> list[tuple[np.ndarray, list[int]]]:
         out = []
@@ -677,7 +691,7 @@ def train_voice(
     return fitted, speed, pitch
 
 
-def _transcript_g2p(tts, heard: str, kokoro_code: str):
+def transcript_g2p(tts, heard: str, kokoro_code: str):
     """Phonemes for what the clips say: Kokoro's G2P when it speaks the language, else espeak-ng's own voice
     for it (Russian, German, ...) mapped into Kokoro's symbols, which is close enough to align and fit."""
     from ..text.g2p import G2P, Language
