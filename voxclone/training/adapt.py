@@ -51,6 +51,12 @@ F0_HOP = FRAME_SAMPLES // 2  # the predictor's F0 runs at two values per frame (
 RESOLUTIONS = ((1024, 300), (512, 150), (256, 75))
 MAX_HELDOUT = 4  # held-out clips scored for early stopping (the rest stay for `voxclone eval`)
 TEXT_FRACTION = 0.4  # of the fit's steps speak a sentence with no recording (speaker loss only)
+# The decoder adapter's Adam step. At 0.01 it was still far from converged when an 840 s budget ran out;
+# 0.03 brought the independent d-vector 0.02-0.04 closer for three full-band speakers. Telephone-band
+# recordings teach the adapter only below 4 kHz, and there 0.03 bought Resemblyzer but not the d-vector
+# (fr-armelle -0.04, it-menardi -0.002), so they keep the slower step (README, Training).
+DECODER_LR = 0.03
+DECODER_LR_NARROW_BAND = 0.01
 
 
 def decoder_projections(model: Kokoro) -> list[tuple[str, torch.nn.Linear]]:
@@ -681,6 +687,7 @@ def train_voice(
         seed=seed,
         progress=progress,
         decoder_spread=b_spread,
+        decoder_lr=DECODER_LR_NARROW_BAND if collection.channel_hz else DECODER_LR,
         lora_scale=lora_scale(model) if decoder and lora else None,
         speaker_weight=speaker_weight,
         texts=texts,
