@@ -176,7 +176,7 @@ def copy_scores(
     from ..cloning.clone import speaking_language
     from ..cloning.quality import through_channel
     from ..training import convert
-    from ..training.adapt import Adapter, transcript_g2p
+    from ..training.adapt import Adapter, transcript_g2p, transcript_tokens
 
     _, pack = lib.load(voice)
     decoder = lib.decoder(voice)
@@ -186,7 +186,7 @@ def copy_scores(
     for clip in clips:
         audio = devdata.load(clip, RATE)
         words = clip.text or (asr.transcribe(audio, language.split("-")[0], RATE) if asr else "")
-        tokens = [g2p.vocab[c] for c in g2p(words) if c in g2p.vocab][:500]
+        tokens = transcript_tokens(g2p, words)
         if len(tokens) >= 4:
             audios.append(through_channel(adapter.copy(audio, tokens, decoder), RATE, channel_hz))
     if not audios:

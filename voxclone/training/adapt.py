@@ -378,13 +378,19 @@ class Adapter:
         (24 kHz) on the clip's own aligned durations and, where voiced, its F0: what still separates the
         result from the clip is timbre, not rhythm, intonation or language."""
         u = self.prepare(audio, tokens)
+        s_timbre, _, _, f0, energy = self.predict_on(u)
+        with decoder_offsets(self.model, decoder):
+            out = self.model.decoder(u.asr, torch.where(u.f0 > 0, u.f0, f0), energy, s_timbre)
+        return out.reshape(-1).numpy()
+
+    def predict_on(self, u: Utterance, delta: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """(timbre style, prosody style, the predictor's text encoding, F0, energy) for `u`'s own durations,
+        with the style offset `delta`."""
         m = self.model
-        s_timbre, s_prosody = m.split_style(self.style(u.row))
+        s_timbre, s_prosody = m.split_style(self.style(u.row, delta))
         d = m.predictor.text_encoder(u.d_en, s_prosody)
         f0, energy = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s_prosody)
-        with decoder_offsets(m, decoder):
-            out = m.decoder(u.asr, torch.where(u.f0 > 0, u.f0, f0), energy, s_timbre)
-        return out.reshape(-1).numpy()
+        return s_timbre, s_prosody, d, f0, energy
 
     def _frame_mel(self, audio: np.ndarray) -> np.ndarray:
         import librosa
@@ -414,14 +420,12 @@ class Adapter:
         with the predictor's (held-out scoring)."""
         m = self.model
         free = free or u.target is None
-        s_timbre, s_prosody = m.split_style(self.style(u.row, delta))
-        d = m.predictor.text_encoder(u.d_en, s_prosody)
+        s_timbre, _, d, f0, energy = self.predict_on(u, delta)
         soft = torch.sigmoid(m.duration_logits(d)).sum(-1)[0]
         inner = slice(1, len(u.durations) - 1)  # boundary tokens hold the clip's edge silence
         l_dur = (soft[inner] - u.durations[inner].float()).abs().mean()
         if u.target is None:  # its durations are the model's own: nothing to learn from them
             l_dur = l_dur.detach() * 0
-        f0, energy = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s_prosody)
         voiced = (u.f0 > 0) & (f0.detach() > 30)
         l_f0 = (
             (torch.log(f0.clamp(min=30))[voiced] - torch.log(u.f0[voiced])).abs().mean()
@@ -656,7 +660,7 @@ def train_voice(
     def usable(clips) -> list[tuple[np.ndarray, list[int]]]:
         out = []
         for clip in clips:
-            tokens = [g2p.vocab[c] for c in g2p(clip.text) if c in g2p.vocab][:500] if clip.text.strip() else []
+            tokens = transcript_tokens(g2p, clip.text) if clip.text.strip() else []
             if len(tokens) >= 4 and clip.duration >= 1.0:
                 out.append((clip.samples, tokens))
         return out
@@ -671,9 +675,7 @@ def train_voice(
     held = [adapter.prepare(*item) for item in heldout]
     train = Clips(adapter, enroll)
     speak = tts._g2p_for(lang or native)
-    sentences = [
-        [speak.vocab[c] for c in speak(t) if c in speak.vocab][:500] for t in texts_for(speak.language.code)[0]
-    ]
+    sentences = [transcript_tokens(speak, t) for t in texts_for(speak.language.code)[0]]
     texts = Clips(adapter, [(t,) for t in sentences if len(t) >= 4], adapter.prepare_text)
     stock = tts._stock()
     spread, b_spread = stock_spread(stock), decoder_spread(model, stock) if decoder else None
@@ -698,6 +700,11 @@ def train_voice(
     return fitted, speed, pitch
 
 
+def transcript_tokens(g2p, text: str) -> list[int]:
+    """Kokoro token ids for `text` (at most 500, the longest clip or sentence the fit takes)."""
+    return [g2p.vocab[c] for c in g2p(text) if c in g2p.vocab][:500]
+
+
 def transcript_g2p(tts, heard: str, kokoro_code: str):
     """Phonemes for what the clips say: Kokoro's G2P when it speaks the language, else espeak-ng's own voice
     for it (Russian, German, ...) mapped into Kokoro's symbols, which is close enough to align and fit."""
@@ -719,12 +726,10 @@ def _residual(adapter: Adapter, clips: list[Utterance], delta: torch.Tensor) -> 
     predicted = real = 0.0
     f0_pred, f0_real = [], []
     for u in clips:
-        _, s = m.split_style(adapter.style(u.row, delta))
-        d = m.predictor.text_encoder(u.d_en, s)
+        _, _, d, f0, _ = adapter.predict_on(u, delta)
         dur = m.durations(m.duration_logits(d))
         predicted += float(dur[1:-1].sum())
         real += float(u.durations[1:-1].sum())
-        f0, _ = m.predictor.f0n(d.transpose(1, 2) @ m.alignment(u.durations), s)
         voiced = u.f0 > 0
         f0_pred.append(f0[voiced & (f0 > 30)].numpy())
         f0_real.append(u.f0[voiced].numpy())
