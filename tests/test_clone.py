@@ -242,6 +242,21 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     assert rows[("MEAN*", "resemblyzer")][-1] == "85%"
 
 
+def test_bench_clone_hears_every_clip_at_one_loudness(tts):
+    """The d-vector hears level (a log-mel of the raw samples): the same speech 12 dB quieter is another
+    embedding. `bench clone` brings every clip to one loudness first, so only the voice is compared."""
+    from voxclone.bench import clone as bench
+    from voxclone.bench.dvector import DVectorEncoder
+
+    d = DVectorEncoder()
+    x = tts.speak(SENTENCES[0][0], voice="af_heart").samples
+    quiet = x * 10 ** (-12 / 20)
+    assert float(d.embed(x, 24_000) @ d.embed(quiet, 24_000)) < 0.95
+    heard = bench.at_loudness(d.embed, -20.0)
+    assert float(heard(x, 24_000) @ heard(quiet, 24_000)) > 0.999
+    assert heard(np.zeros(24_000, np.float32), 24_000).shape == (256,)  # silence: no gain, no error
+
+
 def test_cli_clone_show_say_delete(speaker_dir, tmp_path):
     import subprocess
     import sys
