@@ -40,7 +40,7 @@ from ..cloning.build import texts_for
 from ..cloning.clone import clone, default_budget
 from ..cloning.evaluate import reference_and_ceiling, score_voice
 from ..cloning.library import VoiceLibrary
-from ..cloning.quality import bandwidth_hz, channel_of, loudness_lufs
+from ..cloning.quality import bandwidth_hz, channel_of, loudness_lufs, normalize_loudness
 from ..cloning.speaker import centroid, shared_encoder
 from ..cloning.stock import load_profiles
 from ..cloning.texts import EVAL, prompts
@@ -55,11 +55,10 @@ OWN_SENTENCES = 8
 
 
 def at_loudness(embed, lufs: float):
-    """`embed` hearing audio brought to `lufs` first (a plain gain; silence is left as it is)."""
+    """`embed` hearing audio brought to `lufs` first (a plain gain, no peak limit; silence is left as it is)."""
 
     def heard(x: np.ndarray, rate: int) -> np.ndarray:
-        now = loudness_lufs(x, rate)
-        return embed(x * 10 ** ((lufs - now) / 20) if np.isfinite(now) else x, rate)
+        return embed(normalize_loudness(x, rate, lufs, peak_dbfs=np.inf), rate)
 
     return heard
 
