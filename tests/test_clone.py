@@ -9,11 +9,11 @@ import soundfile as sf
 
 from voxclone import Voxclone
 from voxclone.bench.sentences import SENTENCES
-from voxclone.cloning.build import texts_for
+from voxclone.cloning.build import SELECT, texts_for
 from voxclone.cloning.clone import ConsentError, clone
 from voxclone.cloning.collect import collect
 from voxclone.cloning.library import LibraryError, VoiceLibrary
-from voxclone.cloning.texts import prompts
+from voxclone.cloning.texts import EVAL, FIT, prompts
 from voxclone.errors import AudioInputError, VoiceExistsError
 
 pytestmark = pytest.mark.slow
@@ -100,13 +100,13 @@ def test_eval_scores_against_real_clips_beside_stock(instant_voice):
     assert 0.8 < result["similarity_resemblyzer"] <= 1.0
     assert abs(result["similarity_resemblyzer"] - result["stock_similarity_resemblyzer"]) < 0.05
     assert "note" in result  # four files are too few to hold clips out: said, not hidden
+    assert -35 < result["level_lufs"] < -10  # the clips' loudness, at which every clip was heard
 
 
 def test_best_fit_ends_closer_than_its_start(tts, tmp_path, slowdown):
     """An off-manifold "person" (a stock style moved 1.2 spreads): fitting must move toward them."""
     from voxclone.cloning.build import Target, VoiceBuilder
     from voxclone.cloning.speaker import centroid, shared_encoder
-    from voxclone.cloning.texts import EVAL
 
     builder = VoiceBuilder(tts, "en-us")
     dirs, _ = builder._basis()
@@ -217,6 +217,9 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     assert len(own) == bench.OWN_SENTENCES and set(own) <= set(prompts("it"))
     assert not set(own) & {t for pool in texts_for("it") for t in pool}  # never what a voice is fitted on
     assert bench.own_sentences("ru") == [] and bench.own_sentences("en-us") == []
+    wer = bench.wer_sentences()  # English WER: EVAL and prompts, so one word is not a whole point
+    assert len(wer) == len(set(wer)) == bench.WER_SENTENCES and wer[: len(EVAL)] == EVAL
+    assert sum(len(t.split()) for t in wer) > 500 and not set(wer) & (set(FIT) | set(SELECT))
 
     def row(stock, best, stock_own=None, best_own=None):
         r = {"channel_hz": 0, "stock_wer": 0.0, "best_wer": 0.0, "best_build_s": 800.0, "best_fit_s": 780.0}
@@ -242,17 +245,18 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     assert rows[("MEAN*", "resemblyzer")][-1] == "85%"
 
 
-def test_bench_clone_hears_every_clip_at_one_loudness(tts):
+def test_scoring_hears_every_clip_at_one_loudness(tts):
     """The d-vector hears level (a log-mel of the raw samples): the same speech 12 dB quieter is another
-    embedding. `bench clone` brings every clip to one loudness first, so only the voice is compared."""
-    from voxclone.bench import clone as bench
+    embedding. `bench clone` and `voxclone eval` bring every clip to one loudness first, so only the voice
+    is compared."""
     from voxclone.bench.dvector import DVectorEncoder
+    from voxclone.cloning.evaluate import at_loudness
 
     d = DVectorEncoder()
     x = tts.speak(SENTENCES[0][0], voice="af_heart").samples
     quiet = x * 10 ** (-12 / 20)
     assert float(d.embed(x, 24_000) @ d.embed(quiet, 24_000)) < 0.95
-    heard = bench.at_loudness(d.embed, -20.0)
+    heard = at_loudness(d.embed, -20.0)
     assert float(heard(x, 24_000) @ heard(quiet, 24_000)) > 0.999
     assert heard(np.zeros(24_000, np.float32), 24_000).shape == (256,)  # silence: no gain, no error
 

@@ -3,8 +3,10 @@
 Reference: the centroid of the speaker's held-out clips (kept aside at collection, never used to
 build). The ceiling is how close those real clips are to each other (leave-one-out); a voice
 scores the mean similarity of its EVAL sentences to the reference, heard through the same band
-limit as the speaker's recordings when those were telephone-quality. The best stock voice (the
-closest of the five stock voices nearest the speaker) is scored the same way beside it.
+limit as the speaker's recordings when those were telephone-quality. Every clip, real or synthetic, is
+heard at the held-out clips' mean loudness (``level_lufs``): loudness is not identity, and Kokoro speaks a
+few dB quieter than most recordings. The best stock voice (the closest of the five stock voices nearest
+the speaker) is scored the same way beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from ..audio import Audio
 from .library import VoiceLibrary
 from .speaker import centroid, shared_encoder
 from .texts import EVAL
+
+
+def at_loudness(embed, lufs: float):
+    """`embed` hearing audio brought to `lufs` first (a plain gain, no peak limit; silence is left as it is)."""
+    from .quality import normalize_loudness
+
+    def heard(x: np.ndarray, rate: int) -> np.ndarray:
+        return embed(normalize_loudness(x, rate, lufs, peak_dbfs=np.inf), rate)
+
+    return heard
 
 
 def reference_and_ceiling(embeddings: np.ndarray) -> tuple[np.ndarray, float]:
@@ -36,7 +48,6 @@ def score_voice(
     With ``channel_hz`` the speech is heard through the speaker's band limit first, as their own
     recordings were (``similarity_*``), and as synthesised (``similarity_*_raw``).
     """
-    from ..transcribe import word_errors
     from .quality import through_channel
 
     out: dict = {}
@@ -48,18 +59,23 @@ def score_voice(
             raw = np.stack([enc(a.samples, a.sample_rate) for a in audios])
             out[f"similarity_{name}_raw"] = round(float(np.mean(raw @ ref)), 4)
     if asr is not None:
-        errors = words = 0
-        for t, a in zip(texts, audios, strict=True):
-            e, n = word_errors(t, asr.transcribe(a, language="en"))
-            errors, words = errors + e, words + n
-        out["wer"] = round(errors / max(1, words), 4)
+        counts = sentence_errors(asr, texts, audios)
+        out["wer"] = round(sum(e for e, _ in counts) / max(1, sum(n for _, n in counts)), 4)
     return out
+
+
+def sentence_errors(asr, texts: list[str], audios: list[Audio]) -> list[tuple[int, int]]:
+    """(word edits, words) per sentence of English speech, as Whisper hears it."""
+    from ..transcribe import word_errors
+
+    return [word_errors(t, asr.transcribe(a, language="en")) for t, a in zip(texts, audios, strict=True)]
 
 
 def evaluate(name: str, tts=None, library: VoiceLibrary | None = None, with_wer: bool = True) -> dict:
     import soundfile as sf
 
     from ..api import Voxclone
+    from .quality import loudness_lufs
     from .stock import load_profiles
 
     tts = tts or Voxclone()
@@ -77,19 +93,24 @@ def evaluate(name: str, tts=None, library: VoiceLibrary | None = None, with_wer:
         note = "no held-out clips (too few recordings): scored against the enrolment clips, so this is optimistic"
     if not held:
         raise ValueError(f"voice {name!r} has no stored clips to compare with")
-    real = []
-    for m in held:
-        x, rate = sf.read(folder / "clips" / f"{m['id']}.wav", dtype="float32")
-        real.append(enc.embed(x, rate))
-    ref, ceiling = reference_and_ceiling(np.stack(real))
+    clips = [sf.read(folder / "clips" / f"{m['id']}.wav", dtype="float32") for m in held]
+    level = float(np.mean([loudness_lufs(x, rate) for x, rate in clips]))
+    embed = at_loudness(enc.embed, level)
+    ref, ceiling = reference_and_ceiling(np.stack([embed(x, rate) for x, rate in clips]))
     asr = None
     if with_wer:
         from ..transcribe import Transcriber
 
         asr = Transcriber()
-    encoders = {"resemblyzer": (enc.embed, ref)}
+    encoders = {"resemblyzer": (embed, ref)}
     channel = int(record.get("target", {}).get("channel_hz", 0))
-    result = {"voice": name, "quality": record.get("quality"), "heldout_clips": len(held), "ceiling": round(ceiling, 4)}
+    result = {
+        "voice": name,
+        "quality": record.get("quality"),
+        "heldout_clips": len(held),
+        "ceiling": round(ceiling, 4),
+        "level_lufs": round(level, 1),
+    }
     if channel:
         result["channel_hz"] = channel
     result.update(score_voice(tts, name, EVAL, encoders, asr, channel_hz=channel))
