@@ -152,6 +152,9 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
     assert trained["quality"] == "train" and len(seen) >= 2 and seen[-1]["heldout"] < seen[0]["heldout"]
     assert trained["build"]["evaluations"] == 20 and trained["build"]["stopped"] == "steps"
     assert lib.decoder("person-instant") is None and len(lib.decoder("person")) == tts.engine.decoder_bias_size
+    check = trained["intelligibility"]  # a Kokoro-made person speaks as clearly as its start: adapter kept whole
+    assert check["decoder_scale"] == 1.0 and [c["scale"] for c in check["checks"]] == [None, 1.0]
+    assert check["checks"][0]["words"] > 100 and check["sentences"] == 12
     dv = DVectorEncoder()
     for embed in (builder.encoder.embed, dv.embed):
 
@@ -166,6 +169,40 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
             _, pack = lib.load(name)
             scores[name] = float((embs(pack, record["speed"], record["pitch"], lib.decoder(name)) @ ref).mean())
         assert scores["person"] > scores["person-instant"] + 0.02, (embed, scores)
+
+
+@pytest.mark.slow
+def test_intelligibility_check_scales_back_a_garbling_decoder_adapter(tts, model):
+    """A decoder adapter 4 stock spreads off at random garbles speech (Whisper hears almost nothing right);
+    the build's check halves it, which speaks clearly again. Without time for a second check, it is dropped."""
+    import time
+
+    from voxclone.bench.clone import wer_sentences
+    from voxclone.cloning import intelligibility as intel
+    from voxclone.cloning.build import VoiceBuilder
+    from voxclone.training.adapt import decoder_spread
+    from voxclone.transcribe import Transcriber
+
+    texts = intel.check_sentences("en-us")
+    assert len(texts) == intel.CHECK_SENTENCES and not set(texts) & set(wer_sentences())  # never benchmarked on
+    assert intel.check_sentences("ja") == []  # no prompts: no check
+    texts = texts[:4]
+    builder, asr = VoiceBuilder(tts, "en-us"), Transcriber()
+    pack = tts._stock()["af_heart"]
+    spread = decoder_spread(model, tts._stock())
+    garble = (np.random.default_rng(0).standard_normal(len(spread)) * spread * 4).astype(np.float32)
+
+    def check(scale: float) -> intel.Check:
+        return intel.word_errors(builder.speaker(pack, decoder=intel.scaled(garble, scale)), texts, asr, "en")
+
+    start = check(0.0)
+    assert start.errors <= 1 and start.words == sum(len(t.split()) for t in texts)
+    scale, log = intel.choose_decoder_scale(start, check, time.perf_counter() + 3600)
+    assert scale == 0.5 and [c["scale"] for c in log] == [None, 1.0, 0.5], log
+    assert log[1]["errors"] > log[1]["words"] / 2 and log[2]["errors"] <= start.errors + 1
+    scale, log = intel.choose_decoder_scale(start, check, time.perf_counter())  # the deadline is now
+    assert scale == 0.0 and [c["scale"] for c in log] == [None, 1.0]
+    assert intel.scaled(garble, 0.0) is None and np.allclose(intel.scaled(garble, 0.5), garble / 2)
 
 
 def test_transcripts_in_languages_kokoro_does_not_speak_still_get_phonemes(tts):

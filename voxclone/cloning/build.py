@@ -58,6 +58,7 @@ class Built:
     log: list[dict] = field(default_factory=list)
     stopped: str = ""
     decoder: np.ndarray | None = None  # decoder adapter (gradient-trained voices only)
+    intelligibility: dict | None = None  # the trained voice's check (see .intelligibility)
 
 
 class VoiceBuilder:
@@ -90,6 +91,13 @@ class VoiceBuilder:
             out.append(self.encoder.embed(x, audio.sample_rate))
         self.evaluations += 1
         return out
+
+    def speaker(
+        self, pack: np.ndarray, speed: float = 1.0, pitch: float = 0.0, decoder: np.ndarray | None = None
+    ) -> Callable[[str], object]:
+        """A function speaking a text in this style (until the next candidate is listened to)."""
+        self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting", decoder=decoder)
+        return lambda text: self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
 
     def similarity(
         self,

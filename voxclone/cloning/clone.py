@@ -171,7 +171,7 @@ def clone(
     elif quality == "search":
         built = builder.best(target, built, seed=seed, budget_s=left, max_evals=max_evals, progress=fit_progress)
     elif quality in ("best", "train"):
-        built = _train(tts, builder, target, col, built, seed, left, fit_progress, max_evals)
+        built = _train(tts, builder, target, col, built, seed, left, fit_progress, max_evals, say)
     record = {
         "id": uuid.uuid4().hex[:16],
         "name": name,
@@ -192,6 +192,7 @@ def clone(
             "stopped": built.stopped,
             "builder_version": BUILDER_VERSION,
         },
+        **({"intelligibility": built.intelligibility} if built.intelligibility else {}),
         "consent": record_consent,
         "sources": col.sources,
         "clean_speech_s": col.report["clean_speech_s"],
@@ -225,16 +226,56 @@ def _with_elapsed(progress: Callable[[dict], None], t0: float) -> Callable[[dict
 
 
 def _train(
-    tts, builder: VoiceBuilder, target, col, start: Built, seed: int, budget_s: float, progress, steps: int | None
+    tts,
+    builder: VoiceBuilder,
+    target,
+    col,
+    start: Built,
+    seed: int,
+    budget_s: float,
+    progress,
+    steps: int | None,
+    say: Callable[[str], None] = lambda m: None,
 ) -> Built:
-    """Gradient-descent fit through the PyTorch Kokoro (voxclone.training), starting from the instant voice."""
+    """Gradient-descent fit through the PyTorch Kokoro (voxclone.training), starting from the instant voice;
+    its decoder adapter is then scaled back as far as the intelligibility check needs (see .intelligibility)."""
     from ..training.adapt import train_voice
+    from ..transcribe import Transcriber
+    from . import intelligibility as intel
 
+    t0 = time.perf_counter()
+    texts = intel.check_sentences(builder.lang)
+    asr, heard_as = Transcriber(), builder.lang.split("-")[0]
+    first = None
+    if texts:
+        say("checking how well the start voice is understood")
+        first = intel.word_errors(builder.speaker(start.pack, start.speed, start.pitch), texts, asr, heard_as)
     kw = {"steps": steps} if steps else {}
     fitted, speed, pitch = train_voice(
-        tts, col, start.pack, budget_s=budget_s, seed=seed, progress=progress, lang=builder.lang, **kw
+        tts,
+        col,
+        start.pack,
+        budget_s=budget_s - (time.perf_counter() - t0) - (2 * first.seconds if first else 0),  # two more checks
+        seed=seed,
+        progress=progress,
+        lang=builder.lang,
+        **kw,
     )
-    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=fitted.decoder)
+    decoder, check = fitted.decoder, None
+    if first is not None and decoder is not None:
+        say("checking how well the trained voice is understood")
+        pack = fitted.pack.astype(np.float32)
+
+        def trained(scale: float) -> intel.Check:
+            return intel.word_errors(
+                builder.speaker(pack, speed, pitch, intel.scaled(decoder, scale)), texts, asr, heard_as
+            )
+
+        scale, log = intel.choose_decoder_scale(first, trained, t0 + budget_s, say)
+        decoder = intel.scaled(decoder, scale)
+        check = {"sentences": len(texts), "decoder_scale": scale, "checks": log}
+    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=decoder)
+    built.intelligibility = check
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)
     built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]
     built.evaluations = fitted.steps
