@@ -319,6 +319,14 @@ def _table(results: dict, levels) -> dict:
         for lv in levels
         if f"{lv}_copy_dvector" in r
     ]
+    scales = [
+        f"{spk} {lv} x{r[f'{lv}_decoder_scale']:g}"
+        for spk, r in results["speakers"].items()
+        for lv in levels
+        if f"{lv}_decoder_scale" in r
+    ]
+    if scales:
+        notes.append("decoder adapter kept by the intelligibility check: " + ", ".join(scales))
     if copies:
         notes.append(
             "timbre alone, R / D: the voice re-speaking the held-out clips on their own timing and F0, "

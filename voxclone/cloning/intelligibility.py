@@ -68,17 +68,21 @@ def choose_decoder_scale(
     """The first of `SCALES` whose voice is within `TOLERANCE` of `start` (checking each with `check(scale)`
     while `deadline`, a perf_counter time, leaves room for one); the last scale when none is.
     Returns it with a log of every check."""
-    log = [{"scale": None, "errors": start.errors, "words": start.words}]
+    log = [_entry(None, start)]
     for scale in SCALES[:-1]:
         if log[1:] and time.perf_counter() + start.seconds > deadline:
             say("no time left to check a smaller decoder adapter: leaving it out")
             break
         c = check(scale)
-        log.append({"scale": scale, "errors": c.errors, "words": c.words})
+        log.append(_entry(scale, c))
         if c.wer <= start.wer + TOLERANCE:
             return scale, log
         say(f"decoder adapter x{scale:g}: {100 * c.wer:.1f}% of words missed, the start voice {100 * start.wer:.1f}%")
     return SCALES[-1], log
+
+
+def _entry(scale: float | None, c: Check) -> dict:
+    return {"scale": scale, "errors": c.errors, "words": c.words, "seconds": round(c.seconds, 1)}
 
 
 def scaled(decoder: np.ndarray | None, scale: float) -> np.ndarray | None:
