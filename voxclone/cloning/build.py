@@ -95,9 +95,14 @@ class VoiceBuilder:
     def speaker(
         self, pack: np.ndarray, speed: float = 1.0, pitch: float = 0.0, decoder: np.ndarray | None = None
     ) -> Callable[[str], object]:
-        """A function speaking a text in this style (until the next candidate is listened to)."""
-        self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting", decoder=decoder)
-        return lambda text: self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
+        """A function speaking a text in this style (registered again on each call, so others made since
+        do not take its place)."""
+
+        def speak(text: str):
+            self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting", decoder=decoder)
+            return self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
+
+        return speak
 
     def similarity(
         self,
