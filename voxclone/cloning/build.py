@@ -83,10 +83,10 @@ class VoiceBuilder:
         decoder: np.ndarray | None = None,
     ) -> list[np.ndarray]:
         """Embeddings of the style speaking each text (through the speaker's channel, if any)."""
-        self.tts.add_voice(FIT_VOICE, pack, self.lang, kind="fitting", decoder=decoder)
+        speak = self.speaker(pack, speed, pitch, decoder)
         out = []
         for text in texts:
-            audio = self.tts._render(text, voice=FIT_VOICE, speed=speed, pitch=pitch)
+            audio = speak(text)
             x = through_channel(audio.samples, audio.sample_rate, channel_hz)
             out.append(self.encoder.embed(x, audio.sample_rate))
         self.evaluations += 1

@@ -261,10 +261,9 @@ def _train(
         lang=builder.lang,
         **kw,
     )
-    decoder, check = fitted.decoder, None
+    pack, decoder, check = fitted.pack.astype(np.float32), fitted.decoder, None
     if first is not None and decoder is not None:
         say("checking how well the trained voice is understood")
-        pack = fitted.pack.astype(np.float32)
 
         def trained(scale: float) -> intel.Check:
             return intel.word_errors(
@@ -274,7 +273,7 @@ def _train(
         scale, log = intel.choose_decoder_scale(first, trained, t0 + budget_s, say)
         decoder = intel.scaled(decoder, scale)
         check = {"sentences": len(texts), "decoder_scale": scale, "checks": log}
-    built = Built(fitted.pack.astype(np.float32), speed, pitch, dict(start.base), decoder=decoder)
+    built = Built(pack, speed, pitch, dict(start.base), decoder=decoder)
     built.intelligibility = check
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)
     built.log = [{"step": 0, "note": "instant voice", "select": round(start.similarity, 4)}, *fitted.log]

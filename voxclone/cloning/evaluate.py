@@ -64,11 +64,11 @@ def score_voice(
     return out
 
 
-def sentence_errors(asr, texts: list[str], audios: list[Audio]) -> list[tuple[int, int]]:
-    """(word edits, words) per sentence of English speech, as Whisper hears it."""
+def sentence_errors(asr, texts: list[str], audios: list[Audio], language: str = "en") -> list[tuple[int, int]]:
+    """(word edits, words) per sentence of speech in `language`, as Whisper hears it."""
     from ..transcribe import word_errors
 
-    return [word_errors(t, asr.transcribe(a, language="en")) for t, a in zip(texts, audios, strict=True)]
+    return [word_errors(t, asr.transcribe(a, language=language)) for t, a in zip(texts, audios, strict=True)]
 
 
 def evaluate(name: str, tts=None, library: VoiceLibrary | None = None, with_wer: bool = True) -> dict:

@@ -52,14 +52,11 @@ class Check:
 
 def word_errors(speak: Callable[[str], object], texts: list[str], asr, language: str) -> Check:
     """Errors when `asr` hears `speak(text)` (an :class:`~voxclone.audio.Audio`) for each text."""
-    from ..transcribe import word_errors as count
+    from .evaluate import sentence_errors
 
     t0 = time.perf_counter()
-    errors = words = 0
-    for text in texts:
-        e, n = count(text, asr.transcribe(speak(text), language=language))
-        errors, words = errors + e, words + n
-    return Check(errors, words, time.perf_counter() - t0)
+    counts = sentence_errors(asr, texts, [speak(t) for t in texts], language)
+    return Check(sum(e for e, _ in counts), sum(n for _, n in counts), time.perf_counter() - t0)
 
 
 def choose_decoder_scale(
