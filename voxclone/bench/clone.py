@@ -177,7 +177,7 @@ def run(
                 row[f"{level}_build_s"] = round(time.perf_counter() - t0, 1)
                 row[f"{level}_fit_s"] = record["build"]["seconds"]
                 if "intelligibility" in record:
-                    row[f"{level}_decoder_scale"] = record["intelligibility"]["decoder_scale"]
+                    row[f"{level}_decoder_adapter"] = record["intelligibility"]["decoder_adapter"]
                 scores = score_voice(tts, f"{spk}-{level}", EVAL, encoders, channel_hz=channel)
                 for name in ENCODERS:
                     row[f"{level}_{name}"] = scores[f"similarity_{name}"]
@@ -319,14 +319,14 @@ def _table(results: dict, levels) -> dict:
         for lv in levels
         if f"{lv}_copy_dvector" in r
     ]
-    scales = [
-        f"{spk} {lv} x{r[f'{lv}_decoder_scale']:g}"
+    kept = [
+        f"{spk} {lv} {r[f'{lv}_decoder_adapter']}"
         for spk, r in results["speakers"].items()
         for lv in levels
-        if f"{lv}_decoder_scale" in r
+        if f"{lv}_decoder_adapter" in r
     ]
-    if scales:
-        notes.append("decoder adapter kept by the intelligibility check: " + ", ".join(scales))
+    if kept:
+        notes.append("decoder adapter kept by the intelligibility check: " + ", ".join(kept))
     if copies:
         notes.append(
             "timbre alone, R / D: the voice re-speaking the held-out clips on their own timing and F0, "

@@ -238,8 +238,9 @@ def _train(
     say: Callable[[str], None] = lambda m: None,
 ) -> Built:
     """Gradient-descent fit through the PyTorch Kokoro (voxclone.training), starting from the instant voice;
-    its decoder adapter is then scaled back as far as the intelligibility check needs (see .intelligibility)."""
-    from ..training.adapt import train_voice
+    its decoder adapter is then cut back as far as the intelligibility check needs (see .intelligibility)."""
+    from ..training import convert
+    from ..training.adapt import generator_span, train_voice
     from ..transcribe import Transcriber
     from . import intelligibility as intel
 
@@ -251,6 +252,7 @@ def _train(
         say("checking how well the start voice is understood")
         first = intel.word_errors(builder.speaker(start.pack, start.speed, start.pitch), texts, asr, heard_as)
     kw = {"steps": steps} if steps else {}
+    model = convert.load()
     fitted, speed, pitch = train_voice(
         tts,
         col,
@@ -259,20 +261,22 @@ def _train(
         seed=seed,
         progress=progress,
         lang=builder.lang,
+        model=model,
         **kw,
     )
     pack, decoder, check = fitted.pack.astype(np.float32), fitted.decoder, None
     if first is not None and decoder is not None:
         say("checking how well the trained voice is understood")
 
-        def trained(scale: float) -> intel.Check:
-            return intel.word_errors(
-                builder.speaker(pack, speed, pitch, intel.scaled(decoder, scale)), texts, asr, heard_as
-            )
+        span = generator_span(model)
 
-        scale, log = intel.choose_decoder_scale(first, trained, t0 + budget_s, say)
-        decoder = intel.scaled(decoder, scale)
-        check = {"sentences": len(texts), "decoder_scale": scale, "checks": log}
+        def trained(part: str) -> intel.Check:
+            voice = builder.speaker(pack, speed, pitch, intel.kept(decoder, part, span))
+            return intel.word_errors(voice, texts, asr, heard_as)
+
+        part, log = intel.choose_adapter(first, trained, t0 + budget_s, say)
+        decoder = intel.kept(decoder, part, span)
+        check = {"sentences": len(texts), "decoder_adapter": part, "checks": log}
     built = Built(pack, speed, pitch, dict(start.base), decoder=decoder)
     built.intelligibility = check
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)

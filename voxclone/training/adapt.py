@@ -85,6 +85,19 @@ def adapter_sizes(model: Kokoro) -> tuple[int, int]:
     )
 
 
+def generator_span(model: Kokoro) -> tuple[int, int]:
+    """Where the generator's projection offsets lie in a decoder adapter vector (after the ``decode`` and
+    ``encode`` blocks' in name order; low-rank weights, when present, follow all the offsets)."""
+    at, span = 0, None
+    for name, fc in decoder_projections(model):
+        if name.startswith("generator."):
+            span = (span[0] if span else at, at + fc.out_features)
+        at += fc.out_features
+    if span is None:
+        raise ValueError("this model's decoder has no generator style projections")
+    return span
+
+
 @contextmanager
 def decoder_offsets(model: Kokoro, offsets: torch.Tensor | np.ndarray | None) -> Iterator[None]:
     """Within the block the decoder speaks with a decoder adapter vector (the graph's ``decoder_bias`` values,
