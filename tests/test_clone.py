@@ -230,7 +230,12 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
         return r
 
     results = {
-        "speakers": {"it-x": row(0.6, 0.75, 0.7, 0.87) | {"best_decoder_adapter": "generator"}, "ru-x": row(0.5, 0.7)},
+        "speakers": {
+            "it-x": row(0.6, 0.75, 0.7, 0.87)
+            | {"best_decoder_adapter": "generator", "best_check_missed": {"start": 5, "whole": 13, "generator": 6}}
+            | {"best_check_words": 279},
+            "ru-x": row(0.5, 0.7),
+        },
         "enroll_seconds": 20.0,
     }
     bench._summarise(results, ("best",))
@@ -243,7 +248,10 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     rows = {(r[0], r[2]): r for r in out["table"][1:]}
     assert rows[("it-x", "dvector")][-1] == "85%" and rows[("ru-x", "dvector")][-3:] == ["-", "-", "-"]
     assert rows[("MEAN*", "resemblyzer")][-1] == "85%"
-    assert "intelligibility check: it-x best generator" in " ".join(out["notes"])
+    assert (
+        "intelligibility check: it-x best generator (words missed of 279: start voice 5, whole 13, generator 6)"
+        in " ".join(out["notes"])
+    )
 
 
 def test_scoring_hears_every_clip_at_one_loudness(tts):

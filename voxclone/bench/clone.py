@@ -177,7 +177,11 @@ def run(
                 row[f"{level}_build_s"] = round(time.perf_counter() - t0, 1)
                 row[f"{level}_fit_s"] = record["build"]["seconds"]
                 if "intelligibility" in record:
-                    row[f"{level}_decoder_adapter"] = record["intelligibility"]["decoder_adapter"]
+                    check = record["intelligibility"]
+                    row[f"{level}_decoder_adapter"] = check["decoder_adapter"]
+                    # words missed of the check's, per voice checked: why that part was kept
+                    row[f"{level}_check_missed"] = {c["adapter"] or "start": c["errors"] for c in check["checks"]}
+                    row[f"{level}_check_words"] = check["checks"][0]["words"]
                 scores = score_voice(tts, f"{spk}-{level}", EVAL, encoders, channel_hz=channel)
                 for name in ENCODERS:
                     row[f"{level}_{name}"] = scores[f"similarity_{name}"]
@@ -266,6 +270,15 @@ def _summarise(results: dict, levels) -> None:
     results["mean"] = mean
 
 
+def _missed(row: dict, level: str) -> str:
+    """' (words missed of N: start voice 5, whole 10)' for a row that carries its check's counts."""
+    missed = row.get(f"{level}_check_missed")
+    if not missed:
+        return ""
+    counts = ", ".join(f"{'start voice' if k == 'start' else k} {v}" for k, v in missed.items())
+    return f" (words missed of {row.get(f'{level}_check_words', '?')}: {counts})"
+
+
 def _table(results: dict, levels) -> dict:
     header = (
         ["speaker", "band", "encoder", "ceiling", "stock"]
@@ -320,7 +333,7 @@ def _table(results: dict, levels) -> dict:
         if f"{lv}_copy_dvector" in r
     ]
     kept = [
-        f"{spk} {lv} {r[f'{lv}_decoder_adapter']}"
+        f"{spk} {lv} {r[f'{lv}_decoder_adapter']}" + _missed(r, lv)
         for spk, r in results["speakers"].items()
         for lv in levels
         if f"{lv}_decoder_adapter" in r
