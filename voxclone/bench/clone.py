@@ -271,12 +271,15 @@ def _summarise(results: dict, levels) -> None:
 
 
 def _missed(row: dict, level: str) -> str:
-    """' (words missed of N: start voice 5, whole 10)' for a row that carries its check's counts."""
+    """' (words missed of N: start voice 5, whole 10)' for a row that carries its check's counts, with
+    ', generator not checked' when the part kept was kept without a check (no time left for one)."""
     missed = row.get(f"{level}_check_missed")
     if not missed:
         return ""
     counts = ", ".join(f"{'start voice' if k == 'start' else k} {v}" for k, v in missed.items())
-    return f" (words missed of {row.get(f'{level}_check_words', '?')}: {counts})"
+    kept = row.get(f"{level}_decoder_adapter")
+    unchecked = f", {kept} not checked" if kept and kept not in missed else ""
+    return f" (words missed of {row.get(f'{level}_check_words', '?')}: {counts}{unchecked})"
 
 
 def _table(results: dict, levels) -> dict:
