@@ -257,7 +257,7 @@ def _train(
         tts,
         col,
         start.pack,
-        budget_s=budget_s - (time.perf_counter() - t0) - (first.seconds if first else 0),  # one more check
+        budget_s=budget_s - (time.perf_counter() - t0) - (2 * first.seconds if first else 0),  # two more checks
         seed=seed,
         progress=progress,
         lang=builder.lang,

@@ -8,12 +8,14 @@ The accent sits in the adapter's first part, the offsets (and low-rank weights) 
 So after fitting, the start (instant) voice and the trained one speak `CHECK_SENTENCES` sentences that
 nothing else uses (not fitted, selected or benchmarked on); while the trained voice misses more than
 `TOLERANCE` more of the words, it steps down `ADAPTERS`: the whole adapter, the generator's part alone,
-the whole adapter halved. The fit keeps time for one check of the trained voice; when the whole adapter
-fails and no time is left for another, the generator's part is kept unchecked: it passed in every build
-measured (four of four) and keeps more of the timbre than the halved adapter. The adapter is never
-dropped: the style was fitted together with it, and without it is far from the speaker (an it-carlo
-build from 20 s that lost it closed 28% / 34% of the stock-to-speaker gap, Resemblyzer / d-vector,
-where builds with it close about 98% / 85%).
+the whole adapter halved. The fit keeps time for two checks of the trained voice; should the whole
+adapter fail with no time left for another, the generator's part is kept unchecked: it passed in all
+seven builds where it was checked, and keeps more of the timbre than the halved adapter. Keeping time
+for one check only let the fit run ~60 s longer and take in more accent: fr-june's whole adapter then
+failed (13 words against 7; it passed after the shorter fit) and her voice ended further from her
+(README, Training). The adapter is never dropped: the style was fitted together with it, and without it
+is far from the speaker (an it-carlo build from 20 s that lost it closed 28% / 34% of the
+stock-to-speaker gap, Resemblyzer / d-vector, where builds with it close about 98% / 85%).
 """
 
 from __future__ import annotations
