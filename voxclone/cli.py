@@ -689,13 +689,16 @@ def bench_clone(
     enroll_seconds: float = typer.Option(
         20.0, "--enroll-seconds", help="Speech per speaker to build from (180: the 3-minute case)."
     ),
+    keep: Path | None = typer.Option(
+        None, "--keep", help="Keep the built voices in this voice library folder (default: thrown away)."
+    ),
 ) -> None:
     """Similarity of cloned voices to real speakers (Resemblyzer and an independent d-vector)."""
     from .bench.clone import run
 
     chosen = _names(speakers) or None
     lv = tuple(_names(levels))
-    result = run(chosen, lv, budget_s=budget, seed=seed, enroll_seconds=enroll_seconds, progress=err.print)
+    result = run(chosen, lv, budget_s=budget, seed=seed, enroll_seconds=enroll_seconds, progress=err.print, keep=keep)
     _report(result, json_path)
 
 

@@ -95,7 +95,10 @@ def run(
     enroll_seconds: float = 20.0,
     heldout: int = 8,
     progress=None,
+    keep: Path | None = None,
 ) -> dict:
+    """The table and JSON of `voxclone bench clone`; `keep`: a voice library folder where the built voices stay
+    (``<speaker>-<level>``) to be listened to or measured again; by default they are thrown away."""
     say = progress or (lambda m: None)
     speakers = speakers or list(devdata.SPEAKERS)
     res, dvec, asr = shared_encoder(), DVectorEncoder(), Transcriber()
@@ -110,7 +113,7 @@ def run(
         "wer_sentences": len(wer_sentences()),
     }
     with tempfile.TemporaryDirectory(prefix="voxclone-bench-") as tmp:
-        lib = VoiceLibrary(Path(tmp) / "voices")
+        lib = VoiceLibrary(Path(keep) if keep else Path(tmp) / "voices")
         tts = Voxclone(library=lib).load()
         for spk in speakers:
             say(f"{spk}: fetching")
