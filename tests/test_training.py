@@ -322,3 +322,47 @@ def test_copy_takes_timing_and_f0_from_the_clip_and_timbre_from_the_voice(model,
     enc = shared_encoder()
     him, her, heard = (enc.embed(a, 24_000) for a in (own, clip, copy))
     assert float(heard @ him) > float(heard @ her) + 0.05
+
+
+def test_whisper_rebuilt_in_torch_hears_what_faster_whisper_hears_and_scores_accents(tts, asr):
+    """Whisper-base rebuilt from faster-whisper's CTranslate2 file: greedy decoding of a Kokoro sentence gives
+    faster-whisper's words, and the training loss (teacher-forced cross-entropy, gradients to the audio)
+    is far higher for an Italian voice speaking English than for an English one; the fit's intelligibility
+    term counts only what exceeds the start voice."""
+    import soxr
+
+    from voxclone.engine.assets import whisper_model_dir
+    from voxclone.training.adapt import IntelligibilityLoss
+    from voxclone.training.whisper import WhisperLoss, read_ctranslate2
+    from voxclone.transcribe import word_errors
+
+    variables = read_ctranslate2(whisper_model_dir() / "model.bin")
+    assert variables["decoder/embeddings/weight"].shape == (51865, 512) and int(variables["encoder/num_heads"]) == 8
+    loss = WhisperLoss("en")
+    text = "Could you brush my teeth for me and then help me wash my face?"
+    scores, heard16 = {}, {}
+    for voice in ("af_heart", "if_sara"):
+        a = tts._render(text, voice=voice)
+        x = torch.from_numpy(soxr.resample(a.samples, a.sample_rate, 16_000).astype(np.float32)).requires_grad_(True)
+        heard16[voice] = x.detach()
+        ce = loss(x, text)
+        ce.backward()
+        assert x.grad is not None and float(x.grad.abs().sum()) > 0
+        scores[voice] = float(ce)
+        if voice == "af_heart":
+            with torch.no_grad():
+                memory = loss.model.encode(loss.mel(x.detach()))
+                ids = list(loss.transcripts.prefix)
+                while len(ids) < 40 and ids[-1] != loss.transcripts.end:
+                    ids.append(int(loss.model.logits(torch.tensor([ids]), memory)[0, -1].argmax()))
+            heard = loss.transcripts.tokenizer.decode([i for i in ids if i < loss.transcripts.end])
+            assert word_errors(text, heard)[0] == 0 == word_errors(text, asr.transcribe(a, language="en"))[0], heard
+    assert scores["af_heart"] < 0.3 < 0.6 < scores["if_sara"], scores
+    term = IntelligibilityLoss("en", resample=lambda audio: audio)  # the audio here is at 16 kHz already
+    start = heard16["af_heart"]
+    assert float(term(heard16["if_sara"], text, lambda: start)) == pytest.approx(
+        scores["if_sara"] - scores["af_heart"], abs=1e-3
+    )
+    assert float(term(start, text, lambda: 1 / 0)) == 0.0  # the start's score is kept: not rendered again
+    with pytest.raises(ValueError, match="no language token"):
+        WhisperLoss("xx")
