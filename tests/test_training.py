@@ -366,3 +366,36 @@ def test_whisper_rebuilt_in_torch_hears_what_faster_whisper_hears_and_scores_acc
     assert float(term(start, text, lambda: 1 / 0)) == 0.0  # the start's score is kept: not rendered again
     with pytest.raises(ValueError, match="no language token"):
         WhisperLoss("xx")
+
+
+def test_fit_takes_the_intelligibility_loss_on_whole_sentences_without_recordings(model, utterance, tts):
+    """With an intelligibility term, a sentence without a recording is decoded whole and Whisper scores it
+    against the start voice: ~0 for the start voice itself, high for a garbled decoder adapter, with
+    gradients to the style; a cropped window takes no such term; a fit logs it."""
+    from voxclone.training.adapt import Adapter, IntelligibilityLoss, SpeakerLoss, decoder_spread, generator_span
+
+    tokens, style = utterance
+    ids = tokens[0, 1:-1].tolist()
+    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
+    adapter.speaker = SpeakerLoss(np.ones(256) / 16.0)
+    adapter.intelligibility = IntelligibilityLoss("en", adapter.speaker.to_16k)
+    text = adapter.prepare_text(ids, "The quick brown fox jumps over the lazy dog.")
+    delta = torch.zeros(1, 256, requires_grad=True)
+    assert "intelligibility" not in adapter.losses(text, delta, 0, 60)  # a crop: Whisper needs every word
+    assert float(adapter.losses(text, delta, 0, 0, free=True)["intelligibility"]) < 0.05
+    spread = decoder_spread(model, tts._stock())
+    a, _ = generator_span(model)
+    noise = np.random.default_rng(0).standard_normal(len(spread)) * spread * (np.arange(len(spread)) < a) * 8.0
+    garbled = adapter.losses(text, delta, 0, 0, torch.from_numpy(noise.astype(np.float32)), free=True)
+    assert float(garbled["intelligibility"]) > 0.3
+    garbled["intelligibility"].backward()
+    assert float(delta.grad.abs().sum()) > 0
+
+    with torch.no_grad():
+        audio = model.decode(tokens, style, model.predict(tokens, style))[0].numpy()
+    clip = adapter.prepare(audio, ids)
+    fitted = adapter.fit(
+        [clip], [clip], np.ones(256), steps=1, texts=[text], text_fraction=1.0,
+        speaker_weight=1.0, intelligibility_weight=1.0,
+    )  # fmt: skip
+    assert fitted.steps == 1 and "intelligibility" in fitted.log[-1]
