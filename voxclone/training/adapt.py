@@ -606,7 +606,8 @@ class Adapter:
                     free = listening and clip_steps % 2 == 0
                 total_frames = u.asr.shape[-1]
                 begin = int(rng.integers(0, max(total_frames - crop_frames, 0) + 1))
-                whole = u.target is None and intelligibility_weight > 0  # Whisper hears the whole sentence
+                # Whisper hears every word of a sentence it scores (see losses)
+                whole = intelligibility_weight > 0 and u.target is None and bool(u.text)
                 parts = self.losses(u, z * scale, 0 if whole else begin, 0 if whole else crop_frames, bias(), free)
                 reg = 10 * sum(F.relu(_rms(h) - spread_limit) ** 2 for h in (z[:, :128], z[:, 128:]))
                 if zb is not None:
