@@ -257,6 +257,40 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     )
 
 
+def test_bench_clone_caches_stock_scores_by_their_inputs(tmp_path, monkeypatch):
+    """The stock baseline (~6 min a speaker) is computed once per set of inputs and read back after; other
+    held-out references, voices or loudness are other inputs, and --no-cache recomputes."""
+    from types import SimpleNamespace
+
+    from voxclone.bench import clone as bench
+
+    monkeypatch.setenv("VOXCLONE_HOME", str(tmp_path))
+    computed = []
+
+    def compute(self, say=lambda m: None):
+        computed.append(self.names)
+        return {"stock_resemblyzer": 0.7, "stock_voice_resemblyzer": self.names[0]}
+
+    monkeypatch.setattr(bench.StockScores, "compute", compute)
+    tts = SimpleNamespace(engine=SimpleNamespace(path="kokoro.onnx"))
+    encoders = {"resemblyzer": (None, np.array([0.6, 0.8])), "dvector": (None, np.array([1.0, 0.0]))}
+
+    def scores(names=("af_heart", "af_bella"), refs=encoders, level=-20.0):
+        return bench.StockScores(tts, None, list(names), refs, 0, "it", ["Ciao."], level)
+
+    first = scores()
+    row = first.row()
+    assert not first.cached and row["stock_voice_resemblyzer"] == "af_heart" and len(computed) == 1
+    again = scores()
+    assert again.cached and again.row() == row and len(computed) == 1 and again.path == first.path
+    other_refs = {**encoders, "dvector": (None, np.array([0.0, 1.0]))}
+    for other in (scores(names=("af_bella", "af_heart")), scores(refs=other_refs), scores(level=-23.0)):
+        assert not other.cached and other.path != first.path
+    assert list(tmp_path.glob("bench-cache/*.tmp")) == []  # written whole, then renamed
+    fresh = bench.StockScores(tts, None, ["af_heart", "af_bella"], encoders, 0, "it", ["Ciao."], -20.0, False)
+    assert not fresh.cached and fresh.row() == row and len(computed) == 2
+
+
 def test_scoring_hears_every_clip_at_one_loudness(tts):
     """The d-vector hears level (a log-mel of the raw samples): the same speech 12 dB quieter is another
     embedding. `bench clone` and `voxclone eval` bring every clip to one loudness first, so only the voice

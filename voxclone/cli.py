@@ -692,13 +692,25 @@ def bench_clone(
     keep: Path | None = typer.Option(
         None, "--keep", help="Keep the built voices in this voice library folder (default: thrown away)."
     ),
+    cache: bool = typer.Option(
+        True, "--cache/--no-cache", help="Reuse stock voices' scores computed before for the same inputs."
+    ),
 ) -> None:
     """Similarity of cloned voices to real speakers (Resemblyzer and an independent d-vector)."""
     from .bench.clone import run
 
     chosen = _names(speakers) or None
     lv = tuple(_names(levels))
-    result = run(chosen, lv, budget_s=budget, seed=seed, enroll_seconds=enroll_seconds, progress=err.print, keep=keep)
+    result = run(
+        chosen,
+        lv,
+        budget_s=budget,
+        seed=seed,
+        enroll_seconds=enroll_seconds,
+        progress=err.print,
+        keep=keep,
+        cache=cache,
+    )
     _report(result, json_path)
 
 

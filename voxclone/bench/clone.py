@@ -31,6 +31,8 @@ centroid, and Kokoro speaks 3-5 dB quieter than these recordings. Loudness is no
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +49,7 @@ from ..cloning.quality import bandwidth_hz, channel_of, loudness_lufs
 from ..cloning.speaker import centroid, shared_encoder
 from ..cloning.stock import load_profiles
 from ..cloning.texts import EVAL, FIT, prompts
+from ..engine.assets import home
 from ..text.g2p import LANGUAGES
 from ..transcribe import Transcriber
 from . import devdata
@@ -87,6 +90,85 @@ def own_sentences(language: str) -> list[str]:
     return [t for t in lines if t not in used][:OWN_SENTENCES]
 
 
+class StockScores:
+    """The stock baseline of one speaker's row (``stock_*``: best of `names` by each encoder, its English WER,
+    the best speaking the speaker's language), cached on disk: about 6 minutes a speaker to compute, and a
+    function of its inputs alone (voices, sentences, the held-out references, the code and models that
+    speak and score), all of which are in the cache key."""
+
+    def __init__(
+        self,
+        tts,
+        asr,
+        names: list[str],
+        encoders: dict,
+        channel: int,
+        language: str,
+        own: list[str],
+        level: float,
+        use_cache: bool = True,
+    ):
+        self.tts, self.asr, self.names, self.encoders = tts, asr, names, encoders
+        self.channel, self.language, self.own = channel, language, own
+        key = {
+            "names": names,
+            "channel": channel,
+            "language": language,
+            "level_lufs": round(level, 3),
+            "eval": EVAL,
+            "wer": wer_sentences(),
+            "own": own,
+            "refs": {n: np.round(ref, 5).tolist() for n, (_, ref) in encoders.items()},
+            "model": Path(getattr(tts.engine, "path", "")).name,
+            "code": _code_fingerprint(),
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        self.path = home() / "bench-cache" / f"stock-{digest}.json"
+        self.cached = use_cache and self.path.is_file()
+
+    def row(self, say=lambda m: None) -> dict:
+        if self.cached:
+            return json.loads(self.path.read_text())
+        row = self.compute(say)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        tmp.replace(self.path)
+        return row
+
+    def compute(self, say=lambda m: None) -> dict:
+        tts, channel, row = self.tts, self.channel, {}
+        scores = {n: score_voice(tts, n, EVAL, self.encoders, channel_hz=channel) for n in self.names}
+        for name in ENCODERS:
+            best_name = max(scores, key=lambda n, k=f"similarity_{name}": scores[n][k])
+            row[f"stock_{name}"] = scores[best_name][f"similarity_{name}"]
+            row[f"stock_voice_{name}"] = best_name
+            if channel:
+                row[f"stock_{name}_raw"] = max(s[f"similarity_{name}_raw"] for s in scores.values())
+        say("stock voice's English WER")
+        row.update({f"stock_{k}": v for k, v in english_wer(tts, row["stock_voice_resemblyzer"], self.asr).items()})
+        if self.own:
+            say(f"stock voices speaking {self.language}")
+            own_scores = [
+                score_voice(tts, n, self.own, self.encoders, lang=self.language, channel_hz=channel) for n in self.names
+            ]
+            for name in ENCODERS:
+                row[f"stock_own_{name}"] = max(o[f"similarity_{name}"] for o in own_scores)
+        return row
+
+
+def _code_fingerprint() -> str:
+    """A hash of the sources that make and score the stock voices' speech."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*sorted((root / "engine").glob("*.py")), *sorted((root / "text").glob("*.py"))]
+    files += [root / "cloning" / n for n in ("evaluate.py", "quality.py", "speaker.py")]
+    files += [root / "transcribe.py", root / "bench" / "dvector.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def run(
     speakers: list[str] | None = None,
     levels: tuple[str, ...] = ("instant", "best"),
@@ -96,9 +178,11 @@ def run(
     heldout: int = 8,
     progress=None,
     keep: Path | None = None,
+    cache: bool = True,
 ) -> dict:
     """The table and JSON of `voxclone bench clone`; `keep`: a voice library folder where the built voices stay
-    (``<speaker>-<level>``) to be listened to or measured again; by default they are thrown away."""
+    (``<speaker>-<level>``) to be listened to or measured again; by default they are thrown away. With `cache`,
+    stock voices' scores computed before for the same inputs are read back (:class:`StockScores`)."""
     say = progress or (lambda m: None)
     speakers = speakers or list(devdata.SPEAKERS)
     res, dvec, asr = shared_encoder(), DVectorEncoder(), Transcriber()
@@ -141,28 +225,15 @@ def run(
                 encoders[name] = (enc, ref)
                 row[f"ceiling_{name}"] = round(ceiling, 4)
                 row[f"real_{name}"] = round(float(np.mean(embs @ ref)), 4)  # themselves included, as copies are
-            say(f"{spk}: stock voices")
             top = sorted(english, key=lambda i: -float(profiles.embeddings_for(channel)[i] @ enroll_emb))[:5]
-            stock_scores = {
-                profiles.names[i]: score_voice(tts, profiles.names[i], EVAL, encoders, channel_hz=channel) for i in top
-            }
-            for name in ENCODERS:
-                best_name = max(stock_scores, key=lambda n, k=f"similarity_{name}": stock_scores[n][k])
-                row[f"stock_{name}"] = stock_scores[best_name][f"similarity_{name}"]
-                row[f"stock_voice_{name}"] = best_name
-                if channel:
-                    row[f"stock_{name}_raw"] = max(s[f"similarity_{name}_raw"] for s in stock_scores.values())
-            say(f"{spk}: stock voice's English WER")
-            row.update({f"stock_{k}": v for k, v in english_wer(tts, row["stock_voice_resemblyzer"], asr).items()})
             language = devdata.SPEAKERS[spk].language
             own = own_sentences(language)
-            if own:
-                say(f"{spk}: stock voices speaking {language}")
-                own_scores = [
-                    score_voice(tts, profiles.names[i], own, encoders, lang=language, channel_hz=channel) for i in top
-                ]
-                for name in ENCODERS:
-                    row[f"stock_own_{name}"] = max(o[f"similarity_{name}"] for o in own_scores)
+            stock = StockScores(
+                tts, asr, [profiles.names[i] for i in top], encoders, channel, language, own, level, cache
+            )
+            say(f"{spk}: stock voices" + (" (from the cache)" if stock.cached else ""))
+            row.update(stock.row(say=lambda m, spk=spk: say(f"{spk}: {m}")))
+            row["stock_cached"] = stock.cached
             for level in levels:
                 say(f"{spk}: building {level}")
                 t0 = time.perf_counter()
@@ -346,6 +417,9 @@ def _table(results: dict, levels) -> dict:
     ]
     if kept:
         notes.append("decoder adapter kept by the intelligibility check: " + ", ".join(kept))
+    cached = [spk for spk, r in results["speakers"].items() if r.get("stock_cached")]
+    if cached:
+        notes.append("stock voices' scores read from the cache (--no-cache to recompute): " + ", ".join(cached))
     if copies:
         notes.append(
             "timbre alone, R / D: the voice re-speaking the held-out clips on their own timing and F0, "
