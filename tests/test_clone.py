@@ -235,8 +235,8 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
             | {"best_decoder_adapter": "generator", "best_check_missed": {"start": 5, "whole": 13, "generator": 6}}
             | {"best_check_words": 279},
             "ru-x": row(0.5, 0.7)
-            | {"best_decoder_adapter": "generator", "best_check_missed": {"start": 9, "whole": 17}}
-            | {"best_check_words": 279},
+            | {"best_decoder_adapter": "generator", "best_check_missed": {"start": 9, "whole": 17, "earlier": 15}}
+            | {"best_check_words": 279, "best_earlier_step": 120},
         },
         "enroll_seconds": 20.0,
     }
@@ -252,8 +252,8 @@ def test_bench_clone_reports_the_gap_in_the_speakers_own_language_too():
     assert rows[("MEAN*", "resemblyzer")][-1] == "85%"
     assert (
         "intelligibility check: it-x best generator (words missed of 279: start voice 5, whole 13, generator 6), "
-        "ru-x best generator (words missed of 279: start voice 9, whole 17, generator not checked)"
-        in " ".join(out["notes"])
+        "ru-x best generator (words missed of 279: start voice 9, whole 17, earlier (step 120) 15, generator not "
+        "checked)" in " ".join(out["notes"])
     )
 
 

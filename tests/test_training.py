@@ -176,8 +176,9 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
 def test_intelligibility_check_cuts_a_garbling_decoder_adapter_back_to_its_generator_part(tts, model):
     """Decoder offsets 8 stock spreads off at random in the encode/decode blocks garble speech (Whisper hears
     almost nothing right), as an accent would, far more; the check then keeps the generator's part alone,
-    exactly, which speaks as clearly as the start. Without time for a second check it keeps that part unchecked;
-    when every part fails, the last (the whole adapter halved)."""
+    exactly, which speaks as clearly as the start. Without time for a second check it keeps that part unchecked
+    (not the fit's earlier state, tried before it when there is time); when every part fails, the last (the
+    whole adapter halved)."""
     import time
 
     from voxclone.bench.clone import wer_sentences
@@ -205,19 +206,24 @@ def test_intelligibility_check_cuts_a_garbling_decoder_adapter_back_to_its_gener
 
     start = intel.word_errors(builder.speaker(pack), texts, asr, "en")
     assert start.errors <= 1 and start.words >= 40  # words as counted after normalising (numbers spelt out)
-    part, log = intel.choose_adapter(start, check, time.perf_counter() + 3600)
+    no_earlier = tuple(p for p in intel.ADAPTERS if p != "earlier")  # a fit that offers no earlier state
+    part, log = intel.choose_adapter(start, check, time.perf_counter() + 3600, parts=no_earlier)
     assert [c["adapter"] for c in log] == [None, "whole", "generator"], log
     assert log[1]["errors"] > log[1]["words"] / 2 and log[2]["errors"] <= start.errors + 1
     assert part == "generator"
-    part, log = intel.choose_adapter(start, check, time.perf_counter())  # the deadline is now
+    # the deadline is now: kept unchecked is the generator's part, never the earlier state (it may be accented)
+    part, log = intel.choose_adapter(start, check, time.perf_counter())
     assert part == "generator" and [c["adapter"] for c in log] == [None, "whole"]
+    part, log = intel.choose_adapter(start, lambda p: intel.Check(0 if p == "earlier" else 99, 100, 0.0), 1e12)
+    assert part == "earlier" and [c["adapter"] for c in log] == [None, "whole", "earlier"]
     tried = []
     part, log = intel.choose_adapter(
         start, lambda p: tried.append(p) or intel.Check(99, 100, 0.0), time.perf_counter() + 60
     )
     assert part == "half" == tried[-1] and [c["adapter"] for c in log] == [None, *intel.ADAPTERS]
     kept, half = intel.kept(garble, "generator", span), intel.kept(garble, "half", span)
-    assert intel.kept(garble, "whole", span) is garble and intel.kept(None, "generator", span) is None
+    assert intel.kept(garble, "whole", span) is garble is intel.kept(garble, "earlier", span)
+    assert intel.kept(None, "generator", span) is None
     assert not kept[:a].any() and np.array_equal(kept[a:], garble[a:])
     assert np.allclose(half, garble / 2) and half.dtype == garble.dtype
     with pytest.raises(ValueError, match="unknown decoder adapter part"):
@@ -399,3 +405,29 @@ def test_fit_takes_the_intelligibility_loss_on_whole_sentences_without_recording
         speaker_weight=1.0, intelligibility_weight=1.0,
     )  # fmt: skip
     assert fitted.steps == 1 and "intelligibility" in fitted.log[-1]
+
+
+def test_fit_offers_its_earlier_state_for_the_intelligibility_check(model, utterance, tts):
+    """Besides the state it keeps, a fit offers the one it kept last at or before `EARLIER` of its steps (style
+    and whole decoder adapter, as they were then): the check's next try when the kept voice is too accented."""
+    from voxclone.training.adapt import EARLIER, Adapter, decoder_spread
+
+    tokens, style = utterance
+    ids = tokens[0, 1:-1].tolist()
+    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
+    with torch.no_grad():  # the "speaker": the same sentence in a style 1.5 stock spreads away
+        other = style + 0.15 * torch.from_numpy(np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32))
+        audio = model.decode(tokens, other, model.predict(tokens, other))[0].numpy()
+    clip = adapter.prepare(audio, ids)
+    fitted = adapter.fit(
+        [clip], [clip], np.ones(256) * 0.1, steps=6, eval_every=1, crop_frames=40, heldout_frames=40,
+        decoder_spread=decoder_spread(model, tts._stock()),
+    )  # fmt: skip
+    kept = [e["step"] for e in fitted.log if e.get("kept")]
+    assert len(kept) >= 3, fitted.log
+    e = fitted.earlier
+    assert e is not None and e.step == max(s for s in kept[:-1] if s <= EARLIER * kept[-1]), (kept, e.step)
+    assert e.heldout_loss > fitted.heldout_loss
+    assert np.allclose(e.pack, adapter.pack + e.delta.reshape(1, 1, 256))
+    assert e.decoder.shape == fitted.decoder.shape and not np.allclose(e.decoder, fitted.decoder)
+    assert 0 < np.abs(e.decoder).max() < np.abs(fitted.decoder).max()  # the adapter grows as the fit goes on

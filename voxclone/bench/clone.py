@@ -256,6 +256,8 @@ def run(
                     # words missed of the check's, per voice checked: why that part was kept
                     row[f"{level}_check_missed"] = {c["adapter"] or "start": c["errors"] for c in check["checks"]}
                     row[f"{level}_check_words"] = check["checks"][0]["words"]
+                    if check.get("earlier_step"):
+                        row[f"{level}_earlier_step"] = check["earlier_step"]
                 scores = score_voice(tts, f"{spk}-{level}", EVAL, encoders, channel_hz=channel)
                 for name in ENCODERS:
                     row[f"{level}_{name}"] = scores[f"similarity_{name}"]
@@ -350,7 +352,8 @@ def _missed(row: dict, level: str) -> str:
     missed = row.get(f"{level}_check_missed")
     if not missed:
         return ""
-    counts = ", ".join(f"{'start voice' if k == 'start' else k} {v}" for k, v in missed.items())
+    names = {"start": "start voice", "earlier": f"earlier (step {row.get(f'{level}_earlier_step', '?')})"}
+    counts = ", ".join(f"{names.get(k, k)} {v}" for k, v in missed.items())
     kept = row.get(f"{level}_decoder_adapter")
     unchecked = f", {kept} not checked" if kept and kept not in missed else ""
     return f" (words missed of {row.get(f'{level}_check_words', '?')}: {counts}{unchecked})"

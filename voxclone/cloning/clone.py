@@ -269,14 +269,22 @@ def _train(
         say("checking how well the trained voice is understood")
 
         span = generator_span(model)
+        earlier = fitted.earlier
+
+        def voice(part: str) -> tuple[np.ndarray, float, float, np.ndarray | None]:
+            if part == "earlier":
+                return earlier.pack.astype(np.float32), earlier.speed, earlier.pitch, earlier.decoder
+            return pack, speed, pitch, intel.kept(decoder, part, span)
 
         def trained(part: str) -> intel.Check:
-            voice = builder.speaker(pack, speed, pitch, intel.kept(decoder, part, span))
-            return intel.word_errors(voice, texts, asr, heard_as)
+            return intel.word_errors(builder.speaker(*voice(part)), texts, asr, heard_as)
 
-        part, log = intel.choose_adapter(first, trained, t0 + budget_s, say)
-        decoder = intel.kept(decoder, part, span)
+        parts = tuple(p for p in intel.ADAPTERS if p != "earlier" or earlier is not None)
+        part, log = intel.choose_adapter(first, trained, t0 + budget_s, say, parts)
+        pack, speed, pitch, decoder = voice(part)
         check = {"sentences": len(texts), "decoder_adapter": part, "checks": log}
+        if earlier is not None:
+            check["earlier_step"] = earlier.step
     built = Built(pack, speed, pitch, dict(start.base), decoder=decoder)
     built.intelligibility = check
     built.similarity = builder.similarity(target, built.pack, builder.select_texts, speed, pitch, built.decoder)

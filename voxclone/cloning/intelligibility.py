@@ -7,10 +7,12 @@ The accent sits in the adapter's first part, the offsets (and low-rank weights) 
 ``encode``/``decode`` blocks, which turn phonemes into sound; the timbre mostly in the generator's offsets.
 So after fitting, the start (instant) voice and the trained one speak `CHECK_SENTENCES` sentences that
 nothing else uses (not fitted, selected or benchmarked on); while the trained voice misses more than
-`TOLERANCE` more of the words, it steps down `ADAPTERS`: the whole adapter, the generator's part alone,
-the whole adapter halved. The fit keeps time for two checks of the trained voice; should the whole
-adapter fail with no time left for another, the generator's part is kept unchecked: it passed in all
-seven builds where it was checked, and keeps more of the timbre than the halved adapter. Keeping time
+`TOLERANCE` more of the words, it steps down `ADAPTERS`: the whole adapter, the fit's earlier state (style
+and whole adapter as they were at about 60% of the steps, before most of the accent came in), the
+generator's part alone, the whole adapter halved. The fit keeps time for two checks of the trained voice;
+when no time is left for the next one, the generator's part is kept unchecked (never the earlier state,
+which may still carry the accent): it passed in all eight builds where it was checked, and keeps more of
+the timbre than the halved adapter. Keeping time
 for one check only let the fit run ~60 s longer and take in more accent: fr-june's whole adapter then
 failed (13 words against 7; it passed after the shorter fit) and her voice ended further from her
 (README, Training). The adapter is never dropped: the style was fitted together with it, and without it
@@ -35,7 +37,8 @@ TOLERANCE = 0.02
 # sentences fr-june's 3-minute voice missed 17 of 279 words whole, 6 with the generator's part alone (the
 # start voice 7), at Resemblyzer / d-vector similarity 0.908 / 0.825 whole, 0.894 / 0.821 generator alone,
 # 6 at 0.870 / 0.718 halved (the generator's part halved: 6 at 0.852 / 0.703).
-ADAPTERS = ("whole", "generator", "half")
+ADAPTERS = ("whole", "earlier", "generator", "half")
+UNCHECKED = ("generator", "half")  # the parts that may be kept without a check when time runs out
 
 
 def check_sentences(lang: str) -> list[str]:
@@ -81,19 +84,21 @@ def choose_adapter(
     check: Callable[[str], Check],
     deadline: float,
     say: Callable[[str], None] = lambda m: None,
+    parts: tuple[str, ...] = ADAPTERS,
 ) -> tuple[str, list[dict]]:
-    """The first of `ADAPTERS` whose voice is within `TOLERANCE` of `start`, checking each with `check(part)`.
+    """The first of `parts` whose voice is within `TOLERANCE` of `start`, checking each with `check(part)`.
     The first part is always checked, each later one only while `deadline` (a perf_counter time) leaves room
-    for a check as long as the start's; without room the part is kept unchecked, and the last part is kept
-    when it fails too. Returns the part kept with a log of every check."""
+    for a check as long as the start's; without room the next of `UNCHECKED` is kept unchecked, and the
+    last part is kept when it fails too. Returns the part kept with a log of every check."""
     log = [_entry(None, start)]
-    for part in ADAPTERS:
+    for i, part in enumerate(parts):
         if log[1:] and time.perf_counter() + start.seconds > deadline:
-            say(f"no time left to check the decoder adapter's {part} part: keeping it unchecked")
-            return part, log
+            safe = next((p for p in parts[i:] if p in UNCHECKED), parts[-1])
+            say(f"no time left to check the decoder adapter's {safe} part: keeping it unchecked")
+            return safe, log
         c = check(part)
         log.append(_entry(part, c))
-        if c.wer <= start.wer + TOLERANCE or part == ADAPTERS[-1]:
+        if c.wer <= start.wer + TOLERANCE or part == parts[-1]:
             return part, log
         say(f"decoder adapter, {part}: {100 * c.wer:.1f}% of words missed, the start voice {100 * start.wer:.1f}%")
     raise AssertionError("unreachable")
@@ -105,10 +110,10 @@ def _entry(part: str | None, c: Check) -> dict:
 
 def kept(decoder: np.ndarray | None, part: str, generator: tuple[int, int]) -> np.ndarray | None:
     """The adapter with only `part` (one of `ADAPTERS`) of it kept. `generator`: the span of the generator's
-    offsets in the adapter vector."""
+    offsets in the adapter vector. For "earlier", `decoder` is the earlier state's, kept whole."""
     if part not in ADAPTERS:
         raise ValueError(f"unknown decoder adapter part {part!r}: one of {', '.join(ADAPTERS)}")
-    if decoder is None or part == "whole":
+    if decoder is None or part in ("whole", "earlier"):
         return decoder
     if part == "half":
         return (decoder * 0.5).astype(decoder.dtype)
