@@ -11,7 +11,7 @@ nothing else uses (not fitted, selected or benchmarked on); while the trained vo
 and whole adapter as they were at about 60% of the steps, before most of the accent came in), the
 generator's part alone, the whole adapter halved. The fit keeps time for two checks of the trained voice;
 when no time is left for the next one, the generator's part is kept unchecked (never the earlier state,
-which may still carry the accent): it passed in all eight builds where it was checked, and keeps more of
+which may still carry the accent): it passed in all nine builds where it was checked, and keeps more of
 the timbre than the halved adapter. Keeping time
 for one check only let the fit run ~60 s longer and take in more accent: fr-june's whole adapter then
 failed (13 words against 7; it passed after the shorter fit) and her voice ended further from her
