@@ -158,11 +158,13 @@ class StockScores:
 
 
 def _code_fingerprint() -> str:
-    """A hash of the sources that make and score the stock voices' speech."""
+    """A hash of the sources that make and score the stock voices' speech (watermark included: the benchmark
+    scores what `speak` returns)."""
     root = Path(__file__).resolve().parents[1]
     files = [*sorted((root / "engine").glob("*.py")), *sorted((root / "text").glob("*.py"))]
+    files += sorted((root / "safeguards").glob("*.py"))
     files += [root / "cloning" / n for n in ("evaluate.py", "quality.py", "speaker.py")]
-    files += [root / "transcribe.py", root / "bench" / "dvector.py"]
+    files += [root / "api.py", root / "audio.py", root / "transcribe.py", root / "bench" / "dvector.py"]
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
