@@ -156,19 +156,19 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
     check = trained["intelligibility"]  # a Kokoro-made person speaks as clearly as its start: adapter kept whole
     assert check["decoder_adapter"] == "whole" and [c["adapter"] for c in check["checks"]] == [None, "whole"]
     assert check["checks"][0]["words"] > 200 and check["sentences"] == intel.CHECK_SENTENCES == 24
-    dv = DVectorEncoder()
-    for embed in (builder.encoder.embed, dv.embed):
 
-        def embs(pack, speed=1.0, pitch=0.0, decoder=None, embed=embed):
-            tts.add_voice("__probe__", pack, "en-us", kind="fitting", decoder=decoder)
-            clips = [tts._render(t, voice="__probe__", speed=speed, pitch=pitch) for t in EVAL[:6]]
-            return np.stack([embed(a.samples, a.sample_rate) for a in clips])
+    def clips(pack, speed=1.0, pitch=0.0, decoder=None):
+        tts.add_voice("__probe__", pack, "en-us", kind="fitting", decoder=decoder)
+        return [tts._render(t, voice="__probe__", speed=speed, pitch=pitch) for t in EVAL[:6]]
 
-        ref = centroid(embs(person))
-        scores = {}
-        for name, record in (("person-instant", instant), ("person", trained)):
-            _, pack = lib.load(name)
-            scores[name] = float((embs(pack, record["speed"], record["pitch"], lib.decoder(name)) @ ref).mean())
+    heard = {"__person__": clips(person)}  # each voice rendered once, heard by both encoders
+    for name, record in (("person-instant", instant), ("person", trained)):
+        _, pack = lib.load(name)
+        heard[name] = clips(pack, record["speed"], record["pitch"], lib.decoder(name))
+    for embed in (builder.encoder.embed, DVectorEncoder().embed):
+        embs = {name: np.stack([embed(a.samples, a.sample_rate) for a in audio]) for name, audio in heard.items()}
+        ref = centroid(embs["__person__"])
+        scores = {name: float((embs[name] @ ref).mean()) for name in ("person-instant", "person")}
         assert scores["person"] > scores["person-instant"] + 0.02, (embed, scores)
 
 
