@@ -121,7 +121,7 @@ def test_parity_with_the_onnx_graph(model):
 
 
 @pytest.mark.slow
-def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
+def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown, monkeypatch):
     """An off-manifold "person" (a stock style moved 1.2 spreads) recorded in four takes; `--quality train`
     fits by gradient descent and must end closer to them than the instant voice, on both encoders."""
     import soundfile as sf
@@ -134,6 +134,10 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
     from voxclone.cloning.speaker import centroid
     from voxclone.cloning.texts import EVAL
 
+    # half the check's sentences: its 24 are asserted in the check's own test, and each costs a render and
+    # Whisper twice here, which kept the suite near its 20-minute bound
+    half = intel.check_sentences("en-us")[: intel.CHECK_SENTENCES // 2]
+    monkeypatch.setattr(intel, "check_sentences", lambda lang: half)
     builder = VoiceBuilder(tts, "en-us")
     dirs, _ = builder._basis()
     person = tts._stock()["af_sarah"] + (1.2 * dirs[1] - 0.8 * dirs[3]).reshape(1, 1, 256)
@@ -155,7 +159,7 @@ def test_train_quality_moves_toward_the_speaker(tts, tmp_path, slowdown):
     assert lib.decoder("person-instant") is None and len(lib.decoder("person")) == tts.engine.decoder_bias_size
     check = trained["intelligibility"]  # a Kokoro-made person speaks as clearly as its start: adapter kept whole
     assert check["decoder_adapter"] == "whole" and [c["adapter"] for c in check["checks"]] == [None, "whole"]
-    assert check["checks"][0]["words"] > 200 and check["sentences"] == intel.CHECK_SENTENCES == 24
+    assert check["checks"][0]["words"] > 100 and check["sentences"] == len(half) == 12
 
     def clips(pack, speed=1.0, pitch=0.0, decoder=None):
         tts.add_voice("__probe__", pack, "en-us", kind="fitting", decoder=decoder)
