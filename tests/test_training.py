@@ -435,3 +435,38 @@ def test_fit_offers_its_earlier_state_for_the_intelligibility_check(model, utter
     assert np.allclose(e.pack, adapter.pack + e.delta.reshape(1, 1, 256))
     assert e.decoder.shape == fitted.decoder.shape and not np.allclose(e.decoder, fitted.decoder)
     assert 0 < np.abs(e.decoder).max() < np.abs(fitted.decoder).max()  # the adapter grows as the fit goes on
+
+
+def test_fit_keeps_a_running_average_of_its_states(model, utterance, tts):
+    """With `average`, the state a fit scores and keeps is the running average of the values its steps reach
+    (the steps themselves are those of a fit without it), not the last of them."""
+    from voxclone.training.adapt import Adapter, decoder_spread
+
+    tokens, style = utterance
+    ids = tokens[0, 1:-1].tolist()
+    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
+    with torch.no_grad():
+        other = style + 0.15 * torch.from_numpy(np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32))
+        audio = model.decode(tokens, other, model.predict(tokens, other))[0].numpy()
+    clip = adapter.prepare(audio, ids)
+    spread = decoder_spread(model, tts._stock())
+
+    def fit(steps: int, average: float = 0.0):
+        f = adapter.fit(
+            [clip], [clip], np.ones(256) * 0.1, steps=steps, eval_every=100, crop_frames=40, heldout_frames=40,
+            decoder_spread=spread, average=average,
+        )  # fmt: skip
+        assert [e["step"] for e in f.log if e.get("kept")] == [steps], f.log  # the state after the last step
+        return f
+
+    raw = [fit(k) for k in (1, 2, 3)]
+    assert not np.allclose(raw[1].delta, raw[2].delta)
+    beta = 0.5
+    want_delta, want_decoder = np.zeros(256), np.zeros_like(raw[0].decoder)
+    for f in raw:
+        want_delta = beta * want_delta + (1 - beta) * f.delta
+        want_decoder = beta * want_decoder + (1 - beta) * f.decoder
+    averaged = fit(3, beta)
+    assert np.allclose(averaged.delta, want_delta, atol=1e-5)
+    assert np.allclose(averaged.decoder, want_decoder, atol=1e-5)
+    assert not np.allclose(averaged.delta, raw[2].delta, atol=1e-3)
