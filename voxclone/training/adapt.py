@@ -672,8 +672,8 @@ class Adapter:
                 if due or step == steps or out_of_time:
                     h = heldout_loss()
                     v = current()
-                    spread_now = [_rms(h).item() for h in (v[0][:, :128], v[0][:, 128:])]
-                    spread_now += [_rms(h).item() for h in v[1:] if h is not None]
+                    spread_now = [_rms(part).item() for part in (v[0][:, :128], v[0][:, 128:])]
+                    spread_now += [_rms(part).item() for part in v[1:] if part is not None]
                     entry = {
                         "step": step,
                         "heldout": round(h, 4),
