@@ -411,18 +411,25 @@ def test_fit_takes_the_intelligibility_loss_on_whole_sentences_without_recording
     assert fitted.steps == 1 and "intelligibility" in fitted.log[-1]
 
 
+def _another_speaker(model, utterance):
+    """An adapter starting from `utterance`'s style, and a "speaker" to fit: the same sentence in a style 1.5
+    stock spreads away, prepared as a clip."""
+    from voxclone.training.adapt import Adapter
+
+    tokens, style = utterance
+    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
+    with torch.no_grad():
+        other = style + 0.15 * torch.from_numpy(np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32))
+        audio = model.decode(tokens, other, model.predict(tokens, other))[0].numpy()
+    return adapter, adapter.prepare(audio, tokens[0, 1:-1].tolist())
+
+
 def test_fit_offers_its_earlier_state_for_the_intelligibility_check(model, utterance, tts):
     """Besides the state it keeps, a fit offers the one it kept last at or before `EARLIER` of its steps (style
     and whole decoder adapter, as they were then): the check's next try when the kept voice is too accented."""
-    from voxclone.training.adapt import EARLIER, Adapter, decoder_spread
+    from voxclone.training.adapt import EARLIER, decoder_spread
 
-    tokens, style = utterance
-    ids = tokens[0, 1:-1].tolist()
-    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
-    with torch.no_grad():  # the "speaker": the same sentence in a style 1.5 stock spreads away
-        other = style + 0.15 * torch.from_numpy(np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32))
-        audio = model.decode(tokens, other, model.predict(tokens, other))[0].numpy()
-    clip = adapter.prepare(audio, ids)
+    adapter, clip = _another_speaker(model, utterance)
     fitted = adapter.fit(
         [clip], [clip], np.ones(256) * 0.1, steps=6, eval_every=1, crop_frames=40, heldout_frames=40,
         decoder_spread=decoder_spread(model, tts._stock()),
@@ -440,15 +447,9 @@ def test_fit_offers_its_earlier_state_for_the_intelligibility_check(model, utter
 def test_fit_keeps_a_running_average_of_its_states(model, utterance, tts):
     """With `average`, the state a fit scores and keeps is the running average of the values its steps reach
     (the steps themselves are those of a fit without it), not the last of them."""
-    from voxclone.training.adapt import Adapter, decoder_spread
+    from voxclone.training.adapt import decoder_spread
 
-    tokens, style = utterance
-    ids = tokens[0, 1:-1].tolist()
-    adapter = Adapter(model, np.repeat(style.numpy().reshape(1, 1, 256), 510, axis=0))
-    with torch.no_grad():
-        other = style + 0.15 * torch.from_numpy(np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32))
-        audio = model.decode(tokens, other, model.predict(tokens, other))[0].numpy()
-    clip = adapter.prepare(audio, ids)
+    adapter, clip = _another_speaker(model, utterance)
     spread = decoder_spread(model, tts._stock())
 
     def fit(steps: int, average: float = 0.0):
